@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: MIT */
+#include "common/evloop.h"
+#include "common/log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+
+struct evloop_entry {
+	struct evloop_entry *next;
+	int fd;
+	bool dead;
+	evloop_cb cb;
+	void *opaque;
+};
+
+int evloop_init(struct evloop *el)
+{
+	memset(el, 0, sizeof(*el));
+	el->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (el->epfd < 0)
+		return -errno;
+	el->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (el->wakefd < 0) {
+		int r = -errno;
+		close(el->epfd);
+		return r;
+	}
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+	if (epoll_ctl(el->epfd, EPOLL_CTL_ADD, el->wakefd, &ev) < 0) {
+		int r = -errno;
+		close(el->wakefd);
+		close(el->epfd);
+		return r;
+	}
+	pthread_mutex_init(&el->lock, NULL);
+	return 0;
+}
+
+void evloop_fini(struct evloop *el)
+{
+	evloop_stop(el);
+	struct evloop_entry *e = el->entries;
+	while (e) {
+		struct evloop_entry *n = e->next;
+		free(e);
+		e = n;
+	}
+	el->entries = NULL;
+	if (el->wakefd >= 0)
+		close(el->wakefd);
+	if (el->epfd >= 0)
+		close(el->epfd);
+	el->wakefd = el->epfd = -1;
+	pthread_mutex_destroy(&el->lock);
+}
+
+int evloop_add(struct evloop *el, int fd, uint32_t events, evloop_cb cb, void *opaque)
+{
+	struct evloop_entry *e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	e->fd = fd;
+	e->cb = cb;
+	e->opaque = opaque;
+	struct epoll_event ev = {.events = events, .data.ptr = e};
+	pthread_mutex_lock(&el->lock);
+	if (epoll_ctl(el->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		int r = -errno;
+		pthread_mutex_unlock(&el->lock);
+		free(e);
+		return r;
+	}
+	e->next = el->entries;
+	el->entries = e;
+	pthread_mutex_unlock(&el->lock);
+	return 0;
+}
+
+int evloop_del(struct evloop *el, int fd)
+{
+	int r = -ENOENT;
+	pthread_mutex_lock(&el->lock);
+	for (struct evloop_entry *e = el->entries; e; e = e->next) {
+		if (e->fd == fd && !e->dead) {
+			/* Entry memory is kept until fini: an event for it may already be in flight. */
+			e->dead = true;
+			epoll_ctl(el->epfd, EPOLL_CTL_DEL, fd, NULL);
+			r = 0;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&el->lock);
+	return r;
+}
+
+int evloop_run_once(struct evloop *el, int timeout_ms)
+{
+	struct epoll_event evs[32];
+	int n = epoll_wait(el->epfd, evs, (int)ARRAY_SIZE(evs), timeout_ms);
+	if (n < 0)
+		return errno == EINTR ? 0 : -errno;
+	int done = 0;
+	for (int i = 0; i < n; i++) {
+		struct evloop_entry *e = evs[i].data.ptr;
+		if (!e) {
+			uint64_t v;
+			if (read(el->wakefd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+				vdebug("evloop: wakefd read: %s", strerror(errno));
+			continue;
+		}
+		pthread_mutex_lock(&el->lock);
+		bool dead = e->dead;
+		pthread_mutex_unlock(&el->lock);
+		if (dead)
+			continue;
+		e->cb(e->opaque, evs[i].events);
+		done++;
+	}
+	return done;
+}
+
+static void *evloop_thread(void *arg)
+{
+	struct evloop *el = arg;
+	while (!__atomic_load_n(&el->stop, __ATOMIC_ACQUIRE)) {
+		int r = evloop_run_once(el, -1);
+		if (r < 0) {
+			verr("I/O loop: epoll_wait: %s", strerror(-r));
+			break;
+		}
+	}
+	return NULL;
+}
+
+int evloop_start(struct evloop *el)
+{
+	el->stop = false;
+	int r = pthread_create(&el->thread, NULL, evloop_thread, el);
+	if (r)
+		return -r;
+	el->running = true;
+	return 0;
+}
+
+void evloop_stop(struct evloop *el)
+{
+	if (!el->running)
+		return;
+	__atomic_store_n(&el->stop, true, __ATOMIC_RELEASE);
+	uint64_t one = 1;
+	if (write(el->wakefd, &one, sizeof(one)) < 0)
+		vdebug("evloop: wake: %s", strerror(errno));
+	pthread_join(el->thread, NULL);
+	el->running = false;
+}

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The I/O event loop: one epoll set served by one thread. Devices register file
+ * descriptors (ioeventfds, backend fds, timers) with a callback; callbacks run on the
+ * loop thread only, so a device's queue processing never runs on a vCPU thread.
+ *
+ * evloop_add/evloop_del may be called from any thread. A callback may delete its own fd.
+ */
+#ifndef VIREO_COMMON_EVLOOP_H
+#define VIREO_COMMON_EVLOOP_H
+
+#include "common/compiler.h"
+#include <pthread.h>
+
+typedef void (*evloop_cb)(void *opaque, uint32_t events);
+
+struct evloop_entry;
+
+struct evloop {
+	int epfd;
+	int wakefd;		/* eventfd used to stop the loop */
+	pthread_t thread;
+	bool running;
+	bool stop;
+	pthread_mutex_t lock;
+	struct evloop_entry *entries; /* singly linked, owned */
+};
+
+int evloop_init(struct evloop *el) WUR;
+void evloop_fini(struct evloop *el);
+/* events: EPOLLIN etc. */
+int evloop_add(struct evloop *el, int fd, uint32_t events, evloop_cb cb, void *opaque) WUR;
+int evloop_del(struct evloop *el, int fd) WUR;
+/* Run one round: wait at most timeout_ms, dispatch ready callbacks. Returns #dispatched or -errno. */
+int evloop_run_once(struct evloop *el, int timeout_ms) WUR;
+/* Start/stop the dedicated I/O thread. */
+int evloop_start(struct evloop *el) WUR;
+void evloop_stop(struct evloop *el);
+
+#endif
