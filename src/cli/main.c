@@ -1,11 +1,45 @@
 /* SPDX-License-Identifier: MIT */
-#include <stdio.h>
+/*
+ * vireo — command line entry point. Only this layer prints usage and calls exit().
+ * Exit codes: 0 guest powered off / VM stopped on request, 1 error, 2 usage error,
+ * 3 the guest crashed the vCPU (KVM internal error, emulation failure, failed entry).
+ */
+#include "cli/cli.h"
 #include "vireo-config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void usage_main(FILE *f)
+{
+	fprintf(f, "Usage: vireo COMMAND [OPTIONS]\n"
+		   "\n"
+		   "Commands:\n"
+		   "  run     boot a virtual machine (no options: the default guest)\n"
+		   "  ctl     talk to a running VM's control socket\n"
+		   "\n"
+		   "  vireo --help | vireo run --help | vireo ctl --help | vireo --version\n");
+}
 
 int main(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	printf("vireo %s\n", VIREO_VERSION);
-	return 0;
+	if (argc < 2) {
+		usage_main(stderr);
+		return CLI_EXIT_USAGE;
+	}
+	const char *cmd = argv[1];
+	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+		usage_main(stdout);
+		return 0;
+	}
+	if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
+		printf("vireo %s\n", VIREO_VERSION);
+		return 0;
+	}
+	if (strcmp(cmd, "run") == 0)
+		return cli_run(argc - 1, argv + 1);
+	if (strcmp(cmd, "ctl") == 0)
+		return cli_ctl(argc - 1, argv + 1);
+	fprintf(stderr, "vireo: unknown command '%s' (try 'vireo --help')\n", cmd);
+	return CLI_EXIT_USAGE;
 }

@@ -45,10 +45,27 @@
 #define LAYOUT_LAPIC 0xfee00000ULL
 #define LAYOUT_HIGH_MEM_START 0x100000000ULL
 
+/* Port I/O map. Only these legacy devices exist: every device is attack surface. */
+#define PORT_POST 0x80		 /* port 0x80 sink */
+#define PORT_I8042_DATA 0x60	 /* i8042: enough for the 0xFE reset command on 0x64 */
+#define PORT_I8042_CMD 0x64
+#define PORT_CMOS 0x70		 /* CMOS RTC index/data: 0x70-0x71 */
+#define PORT_COM1 0x3f8		 /* 8250 UART: 0x3f8-0x3ff */
+#define PORT_PCI_CONFIG_ADDR 0xcf8 /* 0xcf8-0xcfb */
+#define PORT_PCI_CONFIG_DATA 0xcfc /* 0xcfc-0xcff */
+/* HW-reduced ACPI registers (FADT points at them), all 1 byte wide: */
+#define PORT_ACPI_SLEEP_CTL 0x600 /* write SLP_EN(bit 5)|SLP_TYP(bits 2-4)=5 -> power off */
+#define PORT_ACPI_SLEEP_STS 0x601 /* WAK_STS (bit 7) */
+#define PORT_ACPI_RESET 0x604	  /* write ACPI_RESET_VALUE -> reset */
+#define ACPI_RESET_VALUE 0x01
+#define ACPI_S5_SLP_TYP 5
+#define PORT_ACPI_GED 0x608 /* Generic Event Device: read = pending event bits (cleared on read) */
+#define ACPI_GED_EVT_POWER_BUTTON 0x01
+
 /* Legacy GSIs (in-kernel IOAPIC pins). */
 #define GSI_COM1 4
 #define GSI_RTC 8
-#define GSI_SCI 9
+#define GSI_SCI 9 /* also the GED interrupt: level, active high */
 /* First GSI handed out for MSI routes (above the 24 IOAPIC pins). */
 #define GSI_MSI_BASE 24
 

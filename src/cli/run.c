@@ -1,0 +1,253 @@
+/* SPDX-License-Identifier: MIT */
+/* `vireo run`: parse options into a vm_config, build the machine, run it. */
+#include "cli/cli.h"
+#include "common/log.h"
+#include "common/parse.h"
+#include "kvm/cpuid.h"
+#include "machine/machine.h"
+#include "machine/console.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage_run(FILE *f)
+{
+	fprintf(f,
+		"Usage: vireo run --kernel FILE [OPTIONS]\n"
+		"       vireo run                 boot the default guest (built by 'make run')\n"
+		"\n"
+		"  --kernel FILE          bzImage, or an ELF kernel with a PVH entry note\n"
+		"  --initrd FILE          initial ramdisk\n"
+		"  --cmdline STR          kernel command line (default: \"%s\")\n"
+		"  --cpus N               number of vCPUs (default 1)\n"
+		"  --memory SIZE          guest RAM: 512M, 2G, ... a bare number is MiB (default 256M)\n"
+		"  --cpu-template NAME    CPUID template: host (default) or baseline\n"
+		"  --on-reboot ACTION     restart (default) or exit when the guest reboots\n"
+		"  --no-rng               leave out the virtio-rng device\n"
+		"  --api-sock PATH        control socket (default $XDG_RUNTIME_DIR/vireo-PID.sock)\n"
+		"  --kvm-device PATH      KVM device (default /dev/kvm)\n"
+		"  -v, --verbose          more log output (repeat for debug)\n"
+		"  -q, --quiet            errors only\n"
+		"\n"
+		"The serial console is on stdin/stdout; press Ctrl-A x to quit, Ctrl-A Ctrl-A to\n"
+		"send Ctrl-A. Exit status: 0 guest powered off (or rebooted with --on-reboot exit,\n"
+		"or stopped), 1 error, 2 bad usage, 3 guest crashed the vCPU (register dump on stderr).\n",
+		VM_DEFAULT_CMDLINE);
+	fprintf(f, "\nCPU templates:\n");
+	for (const struct cpu_template *const *t = cpu_template_list(); *t; t++)
+		fprintf(f, "  %-10s %s\n", (*t)->name, (*t)->description);
+}
+
+enum {
+	OPT_KERNEL = 256,
+	OPT_INITRD,
+	OPT_CMDLINE,
+	OPT_CPUS,
+	OPT_MEMORY,
+	OPT_TEMPLATE,
+	OPT_ON_REBOOT,
+	OPT_NO_RNG,
+	OPT_API_SOCK,
+	OPT_KVM,
+	OPT_HELP,
+};
+
+static const struct option run_opts[] = {
+	{"kernel", required_argument, NULL, OPT_KERNEL},
+	{"initrd", required_argument, NULL, OPT_INITRD},
+	{"cmdline", required_argument, NULL, OPT_CMDLINE},
+	{"cpus", required_argument, NULL, OPT_CPUS},
+	{"memory", required_argument, NULL, OPT_MEMORY},
+	{"cpu-template", required_argument, NULL, OPT_TEMPLATE},
+	{"on-reboot", required_argument, NULL, OPT_ON_REBOOT},
+	{"no-rng", no_argument, NULL, OPT_NO_RNG},
+	{"api-sock", required_argument, NULL, OPT_API_SOCK},
+	{"kvm-device", required_argument, NULL, OPT_KVM},
+	{"verbose", no_argument, NULL, 'v'},
+	{"quiet", no_argument, NULL, 'q'},
+	{"help", no_argument, NULL, OPT_HELP},
+	{NULL, 0, NULL, 0},
+};
+
+static int usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "vireo: ");
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+	fprintf(stderr, fmt, arg);
+#pragma GCC diagnostic pop
+	fprintf(stderr, " (try 'vireo run --help')\n");
+	return CLI_EXIT_USAGE;
+}
+
+/* Storage for values read from the default-guest file; they live until exit. */
+static char dg_kernel[PATH_MAX], dg_initrd[PATH_MAX], dg_cmdline[4096], dg_template[64];
+
+/*
+ * The default guest: tools/guest-kit/build.sh writes KEY=VALUE lines (kernel, initrd,
+ * cmdline, cpu_template) to $VIREO_CACHE/default-guest.conf (~/.cache/vireo by default).
+ */
+static int load_default_guest(struct vm_config *c)
+{
+	char path[PATH_MAX];
+	const char *cache = getenv("VIREO_CACHE");
+	const char *home = getenv("HOME");
+	if (cache && *cache)
+		snprintf(path, sizeof(path), "%s/default-guest.conf", cache);
+	else
+		snprintf(path, sizeof(path), "%s/.cache/vireo/default-guest.conf",
+			 home ? home : "/root");
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		fprintf(stderr,
+			"vireo: no --kernel given and no default guest at '%s' (build it with "
+			"'make run' or tools/guest-kit/build.sh)\n",
+			path);
+		return -ENOENT;
+	}
+	char line[4200];
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = 0;
+		char *eq = strchr(line, '=');
+		if (!eq)
+			continue;
+		*eq++ = 0;
+		if (strcmp(line, "kernel") == 0)
+			snprintf(dg_kernel, sizeof(dg_kernel), "%s", eq);
+		else if (strcmp(line, "initrd") == 0)
+			snprintf(dg_initrd, sizeof(dg_initrd), "%s", eq);
+		else if (strcmp(line, "cmdline") == 0)
+			snprintf(dg_cmdline, sizeof(dg_cmdline), "%s", eq);
+		else if (strcmp(line, "cpu_template") == 0)
+			snprintf(dg_template, sizeof(dg_template), "%s", eq);
+	}
+	fclose(f);
+	if (!dg_kernel[0]) {
+		fprintf(stderr, "vireo: '%s' names no kernel\n", path);
+		return -EINVAL;
+	}
+	c->kernel = dg_kernel;
+	if (dg_initrd[0])
+		c->initrd = dg_initrd;
+	if (dg_cmdline[0])
+		c->cmdline = dg_cmdline;
+	if (dg_template[0])
+		c->cpu_template = dg_template;
+	return 0;
+}
+
+int cli_run(int argc, char **argv)
+{
+	struct vm_config cfg;
+	int verbose = 0;
+	bool quiet = false, template_given = false;
+	uint64_t v;
+	int o, r;
+
+	vm_config_defaults(&cfg);
+	optind = 1;
+	opterr = 0;
+	while ((o = getopt_long(argc, argv, ":vq", run_opts, NULL)) != -1) {
+		switch (o) {
+		case OPT_KERNEL:
+			cfg.kernel = optarg;
+			break;
+		case OPT_INITRD:
+			cfg.initrd = optarg;
+			break;
+		case OPT_CMDLINE:
+			cfg.cmdline = optarg;
+			break;
+		case OPT_CPUS:
+			r = parse_u64(optarg, 1, UINT32_MAX, &v);
+			if (r == -ERANGE)
+				return usage_error("--cpus '%s': must be at least 1", optarg);
+			if (r)
+				return usage_error("--cpus '%s': not a positive integer", optarg);
+			cfg.cpus = (unsigned)v;
+			break;
+		case OPT_MEMORY:
+			r = parse_size(optarg, true, &v);
+			if (r == -ERANGE)
+				return usage_error("--memory '%s': too large", optarg);
+			if (r)
+				return usage_error("--memory '%s': not a size (e.g. 512M, 2G)", optarg);
+			if (v == 0)
+				return usage_error("--memory '%s': must not be zero", optarg);
+			cfg.memory = v;
+			break;
+		case OPT_TEMPLATE:
+			if (!cpu_template_find(optarg))
+				return usage_error("--cpu-template '%s': unknown (host, baseline)",
+						   optarg);
+			cfg.cpu_template = optarg;
+			template_given = true;
+			break;
+		case OPT_ON_REBOOT:
+			if (strcmp(optarg, "restart") == 0)
+				cfg.on_reboot = ON_REBOOT_RESTART;
+			else if (strcmp(optarg, "exit") == 0)
+				cfg.on_reboot = ON_REBOOT_EXIT;
+			else
+				return usage_error("--on-reboot '%s': expected restart or exit",
+						   optarg);
+			break;
+		case OPT_NO_RNG:
+			cfg.rng = false;
+			break;
+		case OPT_API_SOCK:
+			cfg.api_sock = optarg;
+			break;
+		case OPT_KVM:
+			cfg.kvm_path = optarg;
+			break;
+		case 'v':
+			verbose++;
+			break;
+		case 'q':
+			quiet = true;
+			break;
+		case OPT_HELP:
+			usage_run(stdout);
+			return 0;
+		case ':':
+			return usage_error("option '%s' needs a value", argv[optind - 1]);
+		default:
+			return usage_error("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return usage_error("unexpected argument '%s'", argv[optind]);
+	vlog_set_level(quiet ? VLOG_ERR : verbose >= 2 ? VLOG_DEBUG : verbose ? VLOG_INFO : VLOG_WARN);
+	if (!cfg.kernel) {
+		const char *t = cfg.cpu_template;
+		if (load_default_guest(&cfg))
+			return CLI_EXIT_ERROR;
+		if (template_given)
+			cfg.cpu_template = t;
+	}
+
+	struct machine *m;
+	char err[512];
+	r = machine_create(&m, &cfg, err, sizeof(err));
+	if (r) {
+		fprintf(stderr, "vireo: %s\n", err);
+		return CLI_EXIT_ERROR;
+	}
+	enum vm_exit ex = machine_run(m);
+	machine_destroy(m);
+	console_restore_terminal();
+	switch (ex) {
+	case VM_EXIT_POWEROFF:
+	case VM_EXIT_STOPPED:
+		return CLI_EXIT_OK;
+	case VM_EXIT_GUEST_CRASH:
+		return CLI_EXIT_GUEST_CRASH;
+	default:
+		return CLI_EXIT_ERROR;
+	}
+}

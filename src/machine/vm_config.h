@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What a user asks for when creating a VM (the pre-boot configuration phase). Filled by
+ * the CLI (and later by the API), validated by machine_create().
+ */
+#ifndef VIREO_MACHINE_VM_CONFIG_H
+#define VIREO_MACHINE_VM_CONFIG_H
+
+#include "common/compiler.h"
+
+enum on_reboot { ON_REBOOT_RESTART, ON_REBOOT_EXIT };
+
+struct vm_config {
+	const char *kernel;
+	const char *initrd;	 /* NULL: none */
+	const char *cmdline;	 /* NULL: default */
+	unsigned cpus;		 /* >= 1 */
+	uint64_t memory;	 /* bytes */
+	const char *cpu_template; /* name, default "host" */
+	enum on_reboot on_reboot;
+	bool rng;		 /* virtio-rng present */
+	const char *api_sock;	 /* control socket path, NULL: default */
+	const char *kvm_path;	 /* "/dev/kvm" */
+	int console_escape;	 /* escape character (Ctrl-A = 1) */
+	bool console;		 /* connect stdin/stdout to COM1 */
+};
+
+#define VM_DEFAULT_MEMORY (256ULL << 20)
+#define VM_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=1"
+#define VM_MAX_CPUS 255 /* xAPIC IDs, MADT */
+
+void vm_config_defaults(struct vm_config *c);
+
+#endif
