@@ -47,7 +47,8 @@ check-asan:
 # libFuzzer targets, short smoke run of each.
 check-fuzz:
 	[ -f $(FUZZ_BUILD)/build.ninja ] || CC=clang meson setup $(FUZZ_BUILD) -Dfuzz=true \
-		-Dtests=false -Db_lundef=false -Dbuildtype=debugoptimized
+		-Dtests=false -Db_lundef=false -Dbuildtype=debugoptimized \
+		-Db_sanitize=address,undefined -Dc_args=-fsanitize=fuzzer-no-link
 	ninja -C $(FUZZ_BUILD)
 	./fuzz/smoke.sh $(FUZZ_BUILD) 30
 

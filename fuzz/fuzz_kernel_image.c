@@ -31,10 +31,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (gmem_init_fake(&m, 0, fuzz_mem, sizeof(fuzz_mem)) != 0)
 		return 0;
 	struct boot_params_in in = {
-		.kernel_path = "fuzz",
-		.initrd_path = "fuzz-initrd",
-		.cmdline = "console=ttyS0",
-		.rsdp_gpa = 0xe0000,
+	    .kernel_path = "fuzz",
+	    .initrd_path = "fuzz-initrd",
+	    .cmdline = "console=ttyS0",
+	    .rsdp_gpa = 0xe0000,
 	};
 	struct boot_entry e;
 	const uint8_t *initrd = (size & 1) ? data : NULL;

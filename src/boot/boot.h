@@ -43,11 +43,11 @@ struct kernel_image {
 	enum kernel_kind kind;
 	union {
 		struct {
-			uint16_t version;	   /* boot protocol, e.g. 0x020f */
+			uint16_t version; /* boot protocol, e.g. 0x020f */
 			uint8_t loadflags;
 			uint16_t xloadflags;
-			unsigned setup_sects;	   /* effective (0 in the header means 4) */
-			uint32_t syssize;	   /* 16-byte paragraphs */
+			unsigned setup_sects; /* effective (0 in the header means 4) */
+			uint32_t syssize;     /* 16-byte paragraphs */
 			bool relocatable;
 			uint32_t kernel_alignment; /* power of two when relocatable */
 			uint64_t pref_address;	   /* 0x100000 before protocol 2.10 */
@@ -81,8 +81,9 @@ struct boot_segment {
 	uint16_t selector;
 	uint64_t base;
 	uint32_t limit;
-	uint8_t type; /* 0xb = code exec/read accessed, 0x3 = data r/w accessed, 0xb (s=0) = busy TSS */
-	uint8_t s;    /* 1 = code/data, 0 = system */
+	uint8_t
+	    type; /* 0xb = code exec/read accessed, 0x3 = data r/w accessed, 0xb (s=0) = busy TSS */
+	uint8_t s; /* 1 = code/data, 0 = system */
 	uint8_t dpl;
 	uint8_t present;
 	uint8_t db;

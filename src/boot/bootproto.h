@@ -16,7 +16,7 @@
 
 /* ---- Linux x86 boot protocol ------------------------------------------------------------ */
 
-#define SETUP_HDR_OFFSET 0x1f1	  /* setup header inside the image and the zero page */
+#define SETUP_HDR_OFFSET 0x1f1	   /* setup header inside the image and the zero page */
 #define SETUP_HDR_MAGIC 0x53726448 /* "HdrS" */
 #define SETUP_BOOT_FLAG 0xaa55
 #define SETUP_SECT_SIZE 512
@@ -30,46 +30,46 @@
 #define XLF_CAN_BE_LOADED_ABOVE_4G 0x02
 
 #define BOOT_LOADER_UNDEFINED 0xff /* type_of_loader for boot loaders without an ID */
-#define BOOT_ENTRY64_OFFSET 0x200   /* 64-bit entry = load address + 0x200 */
+#define BOOT_ENTRY64_OFFSET 0x200  /* 64-bit entry = load address + 0x200 */
 
 /* Boot protocol versions that introduced the fields we use. */
-#define BOOTPROTO_MIN 0x0206	   /* cmdline_size */
+#define BOOTPROTO_MIN 0x0206	      /* cmdline_size */
 #define BOOTPROTO_PREF_ADDRESS 0x020a /* pref_address, init_size */
 #define BOOTPROTO_XLOADFLAGS 0x020c
 #define BOOTPROTO_ACPI_RSDP 0x020e /* boot_params.acpi_rsdp_addr honoured */
 
 struct setup_header {
-	uint8_t setup_sects;	  /* 0x1f1 */
-	uint16_t root_flags;	  /* 0x1f2 */
-	uint32_t syssize;	  /* 0x1f4, 16-byte units */
-	uint16_t ram_size;	  /* 0x1f8 */
-	uint16_t vid_mode;	  /* 0x1fa */
-	uint16_t root_dev;	  /* 0x1fc */
-	uint16_t boot_flag;	  /* 0x1fe */
-	uint16_t jump;		  /* 0x200: jmp; the header ends at 0x202 + its second byte */
-	uint32_t header;	  /* 0x202 "HdrS" */
-	uint16_t version;	  /* 0x206 */
-	uint32_t realmode_swtch;  /* 0x208 */
-	uint16_t start_sys_seg;	  /* 0x20c */
-	uint16_t kernel_version;  /* 0x20e */
-	uint8_t type_of_loader;	  /* 0x210 */
-	uint8_t loadflags;	  /* 0x211 */
-	uint16_t setup_move_size; /* 0x212 */
-	uint32_t code32_start;	  /* 0x214 */
-	uint32_t ramdisk_image;	  /* 0x218 */
-	uint32_t ramdisk_size;	  /* 0x21c */
-	uint32_t bootsect_kludge; /* 0x220 */
-	uint16_t heap_end_ptr;	  /* 0x224 */
-	uint8_t ext_loader_ver;	  /* 0x226 */
-	uint8_t ext_loader_type;  /* 0x227 */
-	uint32_t cmd_line_ptr;	  /* 0x228 */
-	uint32_t initrd_addr_max; /* 0x22c */
-	uint32_t kernel_alignment; /* 0x230 */
-	uint8_t relocatable_kernel; /* 0x234 */
-	uint8_t min_alignment;	    /* 0x235 */
-	uint16_t xloadflags;	    /* 0x236 */
-	uint32_t cmdline_size;	    /* 0x238 */
-	uint32_t hardware_subarch;  /* 0x23c */
+	uint8_t setup_sects;		/* 0x1f1 */
+	uint16_t root_flags;		/* 0x1f2 */
+	uint32_t syssize;		/* 0x1f4, 16-byte units */
+	uint16_t ram_size;		/* 0x1f8 */
+	uint16_t vid_mode;		/* 0x1fa */
+	uint16_t root_dev;		/* 0x1fc */
+	uint16_t boot_flag;		/* 0x1fe */
+	uint16_t jump;			/* 0x200: jmp; the header ends at 0x202 + its second byte */
+	uint32_t header;		/* 0x202 "HdrS" */
+	uint16_t version;		/* 0x206 */
+	uint32_t realmode_swtch;	/* 0x208 */
+	uint16_t start_sys_seg;		/* 0x20c */
+	uint16_t kernel_version;	/* 0x20e */
+	uint8_t type_of_loader;		/* 0x210 */
+	uint8_t loadflags;		/* 0x211 */
+	uint16_t setup_move_size;	/* 0x212 */
+	uint32_t code32_start;		/* 0x214 */
+	uint32_t ramdisk_image;		/* 0x218 */
+	uint32_t ramdisk_size;		/* 0x21c */
+	uint32_t bootsect_kludge;	/* 0x220 */
+	uint16_t heap_end_ptr;		/* 0x224 */
+	uint8_t ext_loader_ver;		/* 0x226 */
+	uint8_t ext_loader_type;	/* 0x227 */
+	uint32_t cmd_line_ptr;		/* 0x228 */
+	uint32_t initrd_addr_max;	/* 0x22c */
+	uint32_t kernel_alignment;	/* 0x230 */
+	uint8_t relocatable_kernel;	/* 0x234 */
+	uint8_t min_alignment;		/* 0x235 */
+	uint16_t xloadflags;		/* 0x236 */
+	uint32_t cmdline_size;		/* 0x238 */
+	uint32_t hardware_subarch;	/* 0x23c */
 	uint64_t hardware_subarch_data; /* 0x240 */
 	uint32_t payload_offset;	/* 0x248 */
 	uint32_t payload_length;	/* 0x24c */
@@ -115,41 +115,41 @@ _Static_assert(sizeof(struct e820_entry) == 20, "e820_entry size");
 
 /* The zero page ("struct boot_params"), 4 KiB. */
 struct boot_params {
-	uint8_t screen_info[0x40];	/* 0x000 */
-	uint8_t apm_bios_info[0x14];	/* 0x040 */
-	uint8_t pad_054[4];		/* 0x054 */
-	uint64_t tboot_addr;		/* 0x058 */
-	uint8_t ist_info[0x10];		/* 0x060 */
-	uint64_t acpi_rsdp_addr;	/* 0x070 */
-	uint8_t pad_078[8];		/* 0x078 */
-	uint8_t hd0_info[0x10];		/* 0x080 */
-	uint8_t hd1_info[0x10];		/* 0x090 */
-	uint8_t sys_desc_table[0x10];	/* 0x0a0 */
-	uint8_t olpc_ofw_header[0x10];	/* 0x0b0 */
-	uint32_t ext_ramdisk_image;	/* 0x0c0 */
-	uint32_t ext_ramdisk_size;	/* 0x0c4 */
-	uint32_t ext_cmd_line_ptr;	/* 0x0c8 */
-	uint8_t pad_0cc[0x70];		/* 0x0cc */
-	uint32_t cc_blob_address;	/* 0x13c */
-	uint8_t edid_info[0x80];	/* 0x140 */
-	uint8_t efi_info[0x20];		/* 0x1c0 */
-	uint32_t alt_mem_k;		/* 0x1e0 */
-	uint32_t scratch;		/* 0x1e4 */
-	uint8_t e820_entries;		/* 0x1e8 */
-	uint8_t eddbuf_entries;		/* 0x1e9 */
+	uint8_t screen_info[0x40];	 /* 0x000 */
+	uint8_t apm_bios_info[0x14];	 /* 0x040 */
+	uint8_t pad_054[4];		 /* 0x054 */
+	uint64_t tboot_addr;		 /* 0x058 */
+	uint8_t ist_info[0x10];		 /* 0x060 */
+	uint64_t acpi_rsdp_addr;	 /* 0x070 */
+	uint8_t pad_078[8];		 /* 0x078 */
+	uint8_t hd0_info[0x10];		 /* 0x080 */
+	uint8_t hd1_info[0x10];		 /* 0x090 */
+	uint8_t sys_desc_table[0x10];	 /* 0x0a0 */
+	uint8_t olpc_ofw_header[0x10];	 /* 0x0b0 */
+	uint32_t ext_ramdisk_image;	 /* 0x0c0 */
+	uint32_t ext_ramdisk_size;	 /* 0x0c4 */
+	uint32_t ext_cmd_line_ptr;	 /* 0x0c8 */
+	uint8_t pad_0cc[0x70];		 /* 0x0cc */
+	uint32_t cc_blob_address;	 /* 0x13c */
+	uint8_t edid_info[0x80];	 /* 0x140 */
+	uint8_t efi_info[0x20];		 /* 0x1c0 */
+	uint32_t alt_mem_k;		 /* 0x1e0 */
+	uint32_t scratch;		 /* 0x1e4 */
+	uint8_t e820_entries;		 /* 0x1e8 */
+	uint8_t eddbuf_entries;		 /* 0x1e9 */
 	uint8_t edd_mbr_sig_buf_entries; /* 0x1ea */
-	uint8_t kbd_status;		/* 0x1eb */
-	uint8_t secure_boot;		/* 0x1ec */
-	uint8_t pad_1ed[2];		/* 0x1ed */
-	uint8_t sentinel;		/* 0x1ef: must stay 0, or Linux wipes "uninitialised" fields */
-	uint8_t pad_1f0[1];		/* 0x1f0 */
-	struct setup_header hdr;	/* 0x1f1 */
-	uint8_t pad_26c[0x290 - 0x26c]; /* 0x26c */
-	uint32_t edd_mbr_sig_buffer[16]; /* 0x290 */
+	uint8_t kbd_status;		 /* 0x1eb */
+	uint8_t secure_boot;		 /* 0x1ec */
+	uint8_t pad_1ed[2];		 /* 0x1ed */
+	uint8_t sentinel;	 /* 0x1ef: must stay 0, or Linux wipes "uninitialised" fields */
+	uint8_t pad_1f0[1];	 /* 0x1f0 */
+	struct setup_header hdr; /* 0x1f1 */
+	uint8_t pad_26c[0x290 - 0x26c];			  /* 0x26c */
+	uint32_t edd_mbr_sig_buffer[16];		  /* 0x290 */
 	struct e820_entry e820_table[ZERO_PAGE_E820_MAX]; /* 0x2d0 */
-	uint8_t pad_cd0[0x30];		/* 0xcd0 */
-	uint8_t eddbuf[0x1ec];		/* 0xd00 */
-	uint8_t pad_eec[0x114];		/* 0xeec */
+	uint8_t pad_cd0[0x30];				  /* 0xcd0 */
+	uint8_t eddbuf[0x1ec];				  /* 0xd00 */
+	uint8_t pad_eec[0x114];				  /* 0xeec */
 } BOOTPROTO_PACKED;
 
 _Static_assert(sizeof(struct boot_params) == 4096, "boot_params size");

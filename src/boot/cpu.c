@@ -13,23 +13,55 @@
 #define FLAT_LIMIT 0xffffffffU
 
 const struct boot_segment boot_seg_code32 = {
-	.selector = BOOT_SEL_CODE32, .base = 0, .limit = FLAT_LIMIT, .type = 0xb, .s = 1,
-	.dpl = 0, .present = 1, .db = 1, .l = 0, .g = 1,
+    .selector = BOOT_SEL_CODE32,
+    .base = 0,
+    .limit = FLAT_LIMIT,
+    .type = 0xb,
+    .s = 1,
+    .dpl = 0,
+    .present = 1,
+    .db = 1,
+    .l = 0,
+    .g = 1,
 };
 
 const struct boot_segment boot_seg_code64 = {
-	.selector = BOOT_SEL_CODE64, .base = 0, .limit = FLAT_LIMIT, .type = 0xb, .s = 1,
-	.dpl = 0, .present = 1, .db = 0, .l = 1, .g = 1,
+    .selector = BOOT_SEL_CODE64,
+    .base = 0,
+    .limit = FLAT_LIMIT,
+    .type = 0xb,
+    .s = 1,
+    .dpl = 0,
+    .present = 1,
+    .db = 0,
+    .l = 1,
+    .g = 1,
 };
 
 const struct boot_segment boot_seg_data = {
-	.selector = BOOT_SEL_DATA, .base = 0, .limit = FLAT_LIMIT, .type = 0x3, .s = 1,
-	.dpl = 0, .present = 1, .db = 1, .l = 0, .g = 1,
+    .selector = BOOT_SEL_DATA,
+    .base = 0,
+    .limit = FLAT_LIMIT,
+    .type = 0x3,
+    .s = 1,
+    .dpl = 0,
+    .present = 1,
+    .db = 1,
+    .l = 0,
+    .g = 1,
 };
 
 const struct boot_segment boot_seg_tss = {
-	.selector = 0, .base = 0, .limit = 0x67, .type = 0xb, .s = 0,
-	.dpl = 0, .present = 1, .db = 0, .l = 0, .g = 0,
+    .selector = 0,
+    .base = 0,
+    .limit = 0x67,
+    .type = 0xb,
+    .s = 0,
+    .dpl = 0,
+    .present = 1,
+    .db = 0,
+    .l = 0,
+    .g = 0,
 };
 
 _Static_assert(LAYOUT_GDT + BOOT_GDT_ENTRIES * 8 <= LAYOUT_IDT, "GDT runs into the IDT");

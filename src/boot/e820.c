@@ -8,8 +8,8 @@
 
 #include <errno.h>
 
-static int e820_add(struct e820_entry *tab, unsigned max, unsigned *n, uint64_t start,
-		    uint64_t end, uint32_t type)
+static int e820_add(struct e820_entry *tab, unsigned max, unsigned *n, uint64_t start, uint64_t end,
+		    uint32_t type)
 {
 	if (end <= start)
 		return 0;

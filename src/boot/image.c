@@ -144,8 +144,9 @@ static int elf_scan_notes(const uint8_t *buf, size_t len, uint64_t off, uint64_t
 		uint64_t desc = name + ALIGN_UP((uint64_t)nh.n_namesz, align);
 		uint64_t next = desc + ALIGN_UP((uint64_t)nh.n_descsz, align);
 		if (desc > end || desc + nh.n_descsz > end)
-			return BAD("malformed ELF note at offset 0x%llx: it runs past its note area",
-				   (unsigned long long)pos);
+			return BAD(
+			    "malformed ELF note at offset 0x%llx: it runs past its note area",
+			    (unsigned long long)pos);
 		if (nh.n_type == XEN_ELFNOTE_PHYS32_ENTRY && nh.n_namesz == 4 &&
 		    memcmp(buf + name, "Xen", 4) == 0) {
 			uint64_t v;
@@ -183,8 +184,9 @@ static int elf_scan_sections(const uint8_t *buf, size_t len, const struct elf64_
 		return BAD("ELF section header size is %u, expected %zu", eh->e_shentsize,
 			   sizeof(struct elf64_shdr));
 	if (!in_file(eh->e_shoff, (uint64_t)eh->e_shnum * sizeof(struct elf64_shdr), len))
-		return BAD("truncated ELF: section headers at 0x%llx are beyond the end of the file",
-			   (unsigned long long)eh->e_shoff);
+		return BAD(
+		    "truncated ELF: section headers at 0x%llx are beyond the end of the file",
+		    (unsigned long long)eh->e_shoff);
 	for (unsigned i = 0; i < eh->e_shnum; i++) {
 		struct elf64_shdr sh;
 		memcpy(&sh, buf + eh->e_shoff + (uint64_t)i * sizeof(sh), sizeof(sh));
@@ -268,10 +270,10 @@ static int elf_parse(const uint8_t *buf, size_t len, struct kernel_image *out, c
 			return BAD("ELF kernel has more than %u loadable segments",
 				   KERNEL_IMAGE_MAX_SEGMENTS);
 		out->elf.seg[out->elf.nr_segments++] = (struct kernel_segment){
-			.paddr = ph.p_paddr,
-			.offset = ph.p_offset,
-			.filesz = ph.p_filesz,
-			.memsz = ph.p_memsz,
+		    .paddr = ph.p_paddr,
+		    .offset = ph.p_offset,
+		    .filesz = ph.p_filesz,
+		    .memsz = ph.p_memsz,
 		};
 	}
 	if (out->elf.nr_segments == 0)

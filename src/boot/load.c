@@ -17,7 +17,8 @@
 
 #define PAGE_SIZE_4K 0x1000ULL
 #define FOUR_GIB 0x100000000ULL
-#define PVH_MEMMAP_MAX ((LAYOUT_PVH_MODLIST - LAYOUT_PVH_MEMMAP) / sizeof(struct hvm_memmap_table_entry))
+#define PVH_MEMMAP_MAX                                                                             \
+	((LAYOUT_PVH_MODLIST - LAYOUT_PVH_MEMMAP) / sizeof(struct hvm_memmap_table_entry))
 
 _Static_assert(LAYOUT_PVH_INFO + sizeof(struct hvm_start_info) <= LAYOUT_PVH_MEMMAP,
 	       "start_info runs into the memmap");
@@ -93,13 +94,13 @@ static int initrd_load(struct load_ctx *c, uint64_t kernel_end, uint64_t top, ui
 		return 0;
 	top = MIN(top, c->low_end);
 	if (rd->size > top || ALIGN_DOWN(top - rd->size, PAGE_SIZE_4K) < kernel_end)
-		return FAIL(-ENOSPC, "initrd '%s' (%llu MiB) does not fit in guest memory", rd->name,
-			    boot_mib(rd->size));
+		return FAIL(-ENOSPC, "initrd '%s' (%llu MiB) does not fit in guest memory",
+			    rd->name, boot_mib(rd->size));
 	uint64_t a = ALIGN_DOWN(top - rd->size, PAGE_SIZE_4K);
 	void *dst = gmem_ptr(c->m, a, rd->size);
 	if (!dst)
-		return FAIL(-ENOSPC, "initrd '%s' (%llu MiB) does not fit in guest memory", rd->name,
-			    boot_mib(rd->size));
+		return FAIL(-ENOSPC, "initrd '%s' (%llu MiB) does not fit in guest memory",
+			    rd->name, boot_mib(rd->size));
 	if (rd->buf) {
 		memcpy(dst, rd->buf, rd->size);
 	} else {
@@ -163,8 +164,7 @@ static int bz_load(struct load_ctx *c, const struct kernel_image *img, struct bo
 	if (!bp)
 		return FAIL(-EFAULT, "no guest RAM for the zero page at 0x%llx", LAYOUT_ZERO_PAGE);
 	memset(bp, 0, sizeof(*bp));
-	memcpy((uint8_t *)bp + SETUP_HDR_OFFSET, c->kbuf + SETUP_HDR_OFFSET,
-	       img->bz.setup_hdr_len);
+	memcpy((uint8_t *)bp + SETUP_HDR_OFFSET, c->kbuf + SETUP_HDR_OFFSET, img->bz.setup_hdr_len);
 	bp->hdr.type_of_loader = BOOT_LOADER_UNDEFINED;
 	bp->hdr.code32_start = (uint32_t)load;
 	bp->hdr.cmd_line_ptr = (uint32_t)LAYOUT_CMDLINE;
@@ -199,16 +199,18 @@ static int pvh_load(struct load_ctx *c, const struct kernel_image *img, struct b
 		const struct kernel_segment *s = &img->elf.seg[i];
 		uint64_t end = s->paddr + s->memsz; /* parse checked the overflow */
 		if (s->paddr < LAYOUT_HIGH_RAM_START)
-			return FAIL(-EINVAL,
-				    "kernel '%s': segment at 0x%llx overlaps the boot data below 1 MiB",
-				    c->kname, (unsigned long long)s->paddr);
+			return FAIL(
+			    -EINVAL,
+			    "kernel '%s': segment at 0x%llx overlaps the boot data below 1 MiB",
+			    c->kname, (unsigned long long)s->paddr);
 		uint8_t *dst = gmem_ptr(c->m, s->paddr, s->memsz);
 		if (!dst || end > c->low_end)
-			return FAIL(-ENOSPC,
-				    "kernel '%s': segment 0x%llx-0x%llx is beyond guest RAM (%llu MiB "
-				    "below 4 GiB)",
-				    c->kname, (unsigned long long)s->paddr,
-				    (unsigned long long)(end - 1), boot_mib(c->low_end));
+			return FAIL(
+			    -ENOSPC,
+			    "kernel '%s': segment 0x%llx-0x%llx is beyond guest RAM (%llu MiB "
+			    "below 4 GiB)",
+			    c->kname, (unsigned long long)s->paddr, (unsigned long long)(end - 1),
+			    boot_mib(c->low_end));
 		kend = MAX(kend, end);
 	}
 	if (c->e820_n > PVH_MEMMAP_MAX)
@@ -228,14 +230,14 @@ static int pvh_load(struct load_ctx *c, const struct kernel_image *img, struct b
 	struct hvm_memmap_table_entry mm[PVH_MEMMAP_MAX];
 	for (unsigned i = 0; i < c->e820_n; i++)
 		mm[i] = (struct hvm_memmap_table_entry){
-			.addr = c->e820[i].addr, .size = c->e820[i].size, .type = c->e820[i].type};
+		    .addr = c->e820[i].addr, .size = c->e820[i].size, .type = c->e820[i].type};
 	struct hvm_start_info si = {
-		.magic = HVM_START_MAGIC,
-		.version = HVM_START_VERSION,
-		.cmdline_paddr = LAYOUT_CMDLINE,
-		.rsdp_paddr = c->rsdp,
-		.memmap_paddr = LAYOUT_PVH_MEMMAP,
-		.memmap_entries = c->e820_n,
+	    .magic = HVM_START_MAGIC,
+	    .version = HVM_START_VERSION,
+	    .cmdline_paddr = LAYOUT_CMDLINE,
+	    .rsdp_paddr = c->rsdp,
+	    .memmap_paddr = LAYOUT_PVH_MEMMAP,
+	    .memmap_entries = c->e820_n,
 	};
 	if (initrd_addr) {
 		struct hvm_modlist_entry mod = {.paddr = initrd_addr, .size = c->rd->size};
@@ -268,14 +270,14 @@ static int load_core(const struct gmem *m, const uint8_t *kernel, size_t kernel_
 		     struct boot_entry *out, char *err, size_t errlen)
 {
 	struct load_ctx ctx = {
-		.m = m,
-		.kbuf = kernel,
-		.kname = in->kernel_path ? in->kernel_path : "(memory)",
-		.rd = rd,
-		.cmdline = in->cmdline ? in->cmdline : "",
-		.rsdp = in->rsdp_gpa,
-		.err = err,
-		.errlen = errlen,
+	    .m = m,
+	    .kbuf = kernel,
+	    .kname = in->kernel_path ? in->kernel_path : "(memory)",
+	    .rd = rd,
+	    .cmdline = in->cmdline ? in->cmdline : "",
+	    .rsdp = in->rsdp_gpa,
+	    .err = err,
+	    .errlen = errlen,
 	};
 	struct load_ctx *c = &ctx;
 	struct kernel_image img;
@@ -307,10 +309,10 @@ int boot_load_image(const struct gmem *m, const uint8_t *kernel, size_t kernel_l
 		    struct boot_entry *out, char *err, size_t errlen)
 {
 	struct initrd_src rd = {
-		.name = in->initrd_path ? in->initrd_path : "(memory)",
-		.buf = initrd,
-		.fd = -1,
-		.size = initrd ? initrd_len : 0,
+	    .name = in->initrd_path ? in->initrd_path : "(memory)",
+	    .buf = initrd,
+	    .fd = -1,
+	    .size = initrd ? initrd_len : 0,
 	};
 	return load_core(m, kernel, kernel_len, &rd, in, out, err, errlen);
 }
@@ -349,8 +351,9 @@ static int file_open(const char *what, const char *path, uint64_t max, int *fd_o
 		goto fail;
 	}
 	if ((uint64_t)st.st_size > max) {
-		r = boot_errf(err, errlen, -EFBIG, "%s '%s': is too large (%llu MiB, limit %llu MiB)",
-			      what, path, boot_mib((uint64_t)st.st_size), boot_mib(max));
+		r = boot_errf(err, errlen, -EFBIG,
+			      "%s '%s': is too large (%llu MiB, limit %llu MiB)", what, path,
+			      boot_mib((uint64_t)st.st_size), boot_mib(max));
 		goto fail;
 	}
 	*fd_out = fd;

@@ -22,8 +22,8 @@ struct vctx {
 	struct kvm_vcpu *v;
 	const struct gmem *m;
 	enum emul_mode mode;
-	bool fpu_valid;
-	struct kvm_fpu fpu;
+	bool xsave_valid;
+	struct kvm_xsave xsave; /* read once per instruction, when needed */
 };
 
 /* Host pointers for the linear range [gva, gva+len), len <= 16 (at most two pages). */
@@ -175,25 +175,34 @@ static int get_xcr0(struct kvm_vcpu *v, uint64_t *val)
 	return -ENOENT;
 }
 
-/* x87/SSE control words through KVM_GET_FPU/KVM_SET_FPU (read once per instruction). */
+/*
+ * x87/SSE control words through KVM_GET_XSAVE/KVM_SET_XSAVE (the legacy area: FCW at 0, FSW
+ * at 2, MXCSR at 24; XSTATE_BV at 512). Not KVM_GET_FPU: it never reports MXCSR, and
+ * KVM_SET_FPU leaves XSTATE_BV alone, so a change to an x87 in its init state could be lost.
+ * Setting a field also sets its component's XSTATE_BV bit (x87: bit 0, SSE: bit 1) so the
+ * kernel takes the legacy fields; the rest of a component in init state reads as init values.
+ */
 static int fpu_reg(struct vctx *x, enum emul_sysreg reg, bool set, uint64_t *val)
 {
-	if (!x->fpu_valid) {
-		if (ioctl(x->v->fd, KVM_GET_FPU, &x->fpu) < 0)
+	uint8_t *xs = (uint8_t *)x->xsave.region;
+	unsigned off = reg == EMUL_SYS_FCW ? 0 : reg == EMUL_SYS_FSW ? 2 : 24;
+	unsigned len = reg == EMUL_SYS_MXCSR ? 4 : 2;
+	uint64_t bv;
+	if (!x->xsave_valid) {
+		if (ioctl(x->v->fd, KVM_GET_XSAVE, &x->xsave) < 0)
 			return -errno;
-		x->fpu_valid = true;
+		x->xsave_valid = true;
 	}
 	if (!set) {
-		*val = reg == EMUL_SYS_FCW ? x->fpu.fcw : reg == EMUL_SYS_FSW ? x->fpu.fsw : x->fpu.mxcsr;
+		*val = 0;
+		memcpy(val, xs + off, len); /* little-endian host */
 		return 0;
 	}
-	if (reg == EMUL_SYS_FCW)
-		x->fpu.fcw = (uint16_t)*val;
-	else if (reg == EMUL_SYS_FSW)
-		x->fpu.fsw = (uint16_t)*val;
-	else
-		x->fpu.mxcsr = (uint32_t)*val;
-	return kvm_vcpu_set_fpu(x->v, &x->fpu);
+	memcpy(xs + off, val, len);
+	memcpy(&bv, xs + 512, sizeof(bv));
+	bv |= reg == EMUL_SYS_MXCSR ? 2 : 1;
+	memcpy(xs + 512, &bv, sizeof(bv));
+	return ioctl(x->v->fd, KVM_SET_XSAVE, &x->xsave) < 0 ? -errno : 0;
 }
 
 static int cb_sysreg(void *ctx, enum emul_sysreg reg, bool set, uint64_t *val)

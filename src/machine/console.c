@@ -353,9 +353,6 @@ int console_init(struct console *c, const struct console_config *cfg, struct uar
 	r = evloop_add(loop, c->wake_fd, EPOLLIN, console_wake_cb, c);
 	if (r)
 		goto err_wake;
-	/* Sink first: rx_ready must reach us as soon as input can flow. */
-	uart_set_sink(uart, &console_uart_ops, c);
-
 	if (c->in_fd >= 0 && fcntl(c->in_fd, F_GETFL) < 0) {
 		vinfo("console: no input (fd %d: %s)", c->in_fd, strerror(errno));
 		c->in_fd = -1;
@@ -367,10 +364,12 @@ int console_init(struct console *c, const struct console_config *cfg, struct uar
 		} else {
 			r = console_tty_enter(c->in_fd);
 			if (r)
-				goto err_sink;
+				goto err_loop;
 			c->owns_tty = true;
 		}
 	}
+	/* The sink before input: rx_ready must reach us as soon as input can flow. */
+	uart_set_sink(uart, &console_uart_ops, c);
 	if (c->in_fd < 0) {
 		c->in_done = true;
 		return 0;
@@ -390,11 +389,11 @@ int console_init(struct console *c, const struct console_config *cfg, struct uar
 	return 0;
 
 err_tty:
+	uart_set_sink(uart, NULL, NULL);
 	if (c->owns_tty)
 		console_tty_leave();
 	c->owns_tty = false;
-err_sink:
-	uart_set_sink(uart, NULL, NULL);
+err_loop:
 	if (evloop_del(loop, c->wake_fd) < 0)
 		vdebug("console: wake fd was not in the event loop");
 err_wake:

@@ -115,7 +115,6 @@ static void machine_teardown(struct machine *m)
 	bus_fini(&m->pio);
 	bus_fini(&m->mmio);
 	kvm_vm_destroy(&m->vm);
-	gmem_destroy(&m->mem);
 	m->built = false;
 }
 
@@ -127,18 +126,11 @@ static int machine_build(struct machine *m, char *err, size_t errlen)
 
 	memset(&m->vm, 0, sizeof(m->vm));
 	m->vm.fd = -1;
-	m->mem.fd = -1;
 	m->built = true;
 
 	r = kvm_vm_create(&m->vm, &m->kvm);
 	if (r) {
 		set_err(err, errlen, "cannot create KVM VM: %s", strerror(-r));
-		goto fail;
-	}
-	r = gmem_create(&m->mem, m->cfg.memory);
-	if (r) {
-		set_err(err, errlen, "cannot allocate %llu MiB of guest memory: %s",
-			(unsigned long long)(m->cfg.memory >> 20), strerror(-r));
 		goto fail;
 	}
 	for (unsigned i = 0; i < m->mem.nr_regions; i++) {
@@ -245,6 +237,7 @@ int machine_create(struct machine **out, const struct vm_config *cfg, char *err,
 	m->cfg = *cfg;
 	m->ctl_fd = -1;
 	m->kvm.fd = -1;
+	m->mem.fd = -1;
 	m->state = VM_CREATED;
 	m->start_ns = now_ns();
 	pthread_mutex_init(&m->lock, NULL);
@@ -281,6 +274,13 @@ int machine_create(struct machine **out, const struct vm_config *cfg, char *err,
 		set_err(err, errlen, "cannot install signal handler: %s", strerror(-r));
 		goto fail;
 	}
+	/* RAM outlives a guest reset, as on real hardware (the kernel is loaded again). */
+	r = gmem_create(&m->mem, m->cfg.memory);
+	if (r) {
+		set_err(err, errlen, "cannot allocate %llu MiB of guest memory: %s",
+			(unsigned long long)(m->cfg.memory >> 20), strerror(-r));
+		goto fail;
+	}
 	r = machine_persist_init(m, err, errlen);
 	if (r)
 		goto fail;
@@ -306,6 +306,7 @@ void machine_destroy(struct machine *m)
 	machine_teardown(m);
 	control_close(m);
 	machine_persist_fini(m);
+	gmem_destroy(&m->mem);
 	if (m->kvm.fd >= 0)
 		kvm_sys_close(&m->kvm);
 	pthread_cond_destroy(&m->cond);

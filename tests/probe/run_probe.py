@@ -221,6 +221,9 @@ def main():
         elif boots == 0:
             failure = ("no 'PROBE-BOOT %s' line on the console: the guest never ran or the "
                        "serial console does not reach stdout" % name)
+        elif timed_out and not verdicts and not a.no_pass:
+            failure = ("timed out after %.0f s without a verdict (the guest hung, or the VMM "
+                       "stopped running it)" % a.timeout)
         elif a.no_pass and verdicts:
             failure = "a verdict line appeared but the VM should have exited before it"
         elif not a.no_pass and not verdicts:

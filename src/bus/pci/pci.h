@@ -52,7 +52,8 @@
 #define PCI_DEVICE_ID_REDHAT_HOST_BRIDGE 0x0008
 #define PCI_CLASS_HOST_BRIDGE 0x060000
 
-/* Type-0 header offsets and bits used by the core (PCI_CFG_ prefix: no clash with <linux/pci_regs.h>). */
+/* Type-0 header offsets and bits used by the core (PCI_CFG_ prefix: no clash with
+ * <linux/pci_regs.h>). */
 #define PCI_CFG_VENDOR_ID 0x00
 #define PCI_CFG_DEVICE_ID 0x02
 #define PCI_CFG_COMMAND 0x04
@@ -71,7 +72,7 @@
 #define PCI_CFG_CAP_PTR 0x34
 #define PCI_CFG_INT_LINE 0x3c
 #define PCI_CFG_INT_PIN 0x3d
-#define PCI_CFG_CAP_START 0x40 /* first capability goes here */
+#define PCI_CFG_CAP_START 0x40	  /* first capability goes here */
 #define PCI_CFG_LEGACY_SIZE 0x100 /* capabilities live below this */
 
 /* MSI-X capability: message control bits, table entry layout. */
@@ -114,8 +115,8 @@ struct pci_dev_ops {
 struct pci_bar {
 	uint64_t size; /* power of two >= 4096, 0 = BAR unused */
 	bool is64;
-	uint64_t addr;	/* current guest address (valid when mapped) */
-	bool mapped;	/* registered on the MMIO bus */
+	uint64_t addr;		   /* current guest address (valid when mapped) */
+	bool mapped;		   /* registered on the MMIO bus */
 	const struct bus_ops *ops; /* device handler, offsets relative to the BAR */
 	void *opaque;
 	/* core-private */
@@ -150,14 +151,14 @@ struct pci_host;
 
 struct pci_dev {
 	uint8_t cfg[PCI_CFG_SPACE_SIZE];
-	uint8_t wmask[PCI_CFG_SPACE_SIZE];  /* bits the guest may change */
+	uint8_t wmask[PCI_CFG_SPACE_SIZE];   /* bits the guest may change */
 	uint8_t w1cmask[PCI_CFG_SPACE_SIZE]; /* write-1-to-clear bits (status register) */
 	struct pci_bar bars[PCI_NUM_BARS];
 	struct pci_msix msix;
 	bool has_msix;
-	uint8_t last_cap; /* offset of the last capability added, 0 = none */
+	uint8_t last_cap;  /* offset of the last capability added, 0 = none */
 	uint16_t cap_free; /* config offset where the next capability goes */
-	unsigned slot;	  /* device number on bus 0 */
+	unsigned slot;	   /* device number on bus 0 */
 	struct pci_host *host;
 	const struct pci_dev_ops *ops;
 	void *opaque; /* the device's own state */
@@ -171,7 +172,7 @@ struct pci_host {
 	uint32_t config_addr; /* 0xCF8 latch */
 	uint64_t ecam_base, ecam_size;
 	uint64_t mmio_base, mmio_size, mmio_next; /* BAR allocator */
-	pthread_mutex_t lock;	  /* config_addr, devs[] */
+	pthread_mutex_t lock;			  /* config_addr, devs[] */
 	pthread_mutex_t cfg_lock; /* recursive: serializes configuration changes, see top */
 };
 
@@ -235,8 +236,17 @@ bool pci_msix_enabled(struct pci_dev *d);
 
 /* Destroy the device mutex (after pci_host_fini, or if the device was never added). */
 void pci_dev_fini(struct pci_dev *d);
-/* Locked read of the device's own config bytes (little-endian, len 1/2/4, in range). */
+/* Locked read of the device's own config bytes (little-endian, len 1..4, any alignment;
+ * out of range reads all-ones). */
 uint32_t pci_dev_cfg_get(struct pci_dev *d, uint32_t off, unsigned len);
+/*
+ * Access BAR idx at off exactly as a guest access to the mapped BAR would be dispatched
+ * (MSI-X table/PBA by the core, the rest by the device's ops), mapped or not: for config
+ * windows such as virtio's PCI_CFG capability. off/len are checked against the BAR.
+ */
+void pci_dev_bar_read(struct pci_dev *d, unsigned idx, uint64_t off, void *data, unsigned len);
+void pci_dev_bar_write(struct pci_dev *d, unsigned idx, uint64_t off, const void *data,
+		       unsigned len);
 /* Command-register bits: may the device DMA (bus master) / does it decode memory. */
 bool pci_dev_bus_master(struct pci_dev *d);
 bool pci_dev_mem_enabled(struct pci_dev *d);

@@ -32,12 +32,6 @@ void pci_cfg_put(uint8_t *cfg, uint32_t off, unsigned len, uint32_t val)
 		cfg[off + i] = (uint8_t)(val >> (8 * i));
 }
 
-static bool pci_cfg_access_ok(uint32_t off, unsigned len)
-{
-	return (len == 1 || len == 2 || len == 4) && off < PCI_CFG_SPACE_SIZE &&
-	       len <= PCI_CFG_SPACE_SIZE - off && (off & (len - 1)) == 0;
-}
-
 void pci_dev_init(struct pci_dev *d, uint16_t vendor, uint16_t device, uint32_t class_code,
 		  uint8_t revision, uint16_t subsys_vendor, uint16_t subsys_id,
 		  const struct pci_dev_ops *ops, void *opaque)
@@ -153,8 +147,7 @@ static uint64_t pci_dev_bar_reg(const struct pci_dev *d, unsigned idx, bool *siz
 	uint32_t lo = pci_cfg_get(d->cfg, PCI_CFG_BAR0 + 4 * idx, 4);
 	uint32_t wm = pci_cfg_get(d->wmask, PCI_CFG_BAR0 + 4 * idx, 4);
 	uint64_t addr = lo & 0xfffffff0u;
-
-	bool ones = (lo & wm) == wm;
+	bool ones = wm && (lo & wm) == wm;
 
 	if (d->bars[idx].is64) {
 		uint32_t hi = pci_cfg_get(d->cfg, PCI_CFG_BAR0 + 4 * (idx + 1), 4);
@@ -185,7 +178,7 @@ uint32_t pci_dev_cfg_get(struct pci_dev *d, uint32_t off, unsigned len)
 {
 	uint32_t v;
 
-	if (!pci_cfg_access_ok(off, len))
+	if (len < 1 || len > 4 || off >= PCI_CFG_SPACE_SIZE || len > PCI_CFG_SPACE_SIZE - off)
 		return 0xffffffffu >> (32 - 8 * (len >= 1 && len <= 4 ? len : 4));
 	pthread_mutex_lock(&d->lock);
 	v = pci_cfg_get(d->cfg, off, len);

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #define PCI_CF8_ENABLE 0x80000000u
-#define PCI_CF8_EXT_REG 0x0f000000u /* AMD extended register bits: not supported */
+#define PCI_CF8_EXT_REG 0x0f000000u /* AMD-style extended register bits 11:8 */
 #define PCI_ECAM_BUS_SHIFT 20
 #define PCI_ECAM_MAX_SIZE (256ULL << 20)
 
@@ -104,11 +104,11 @@ static bool pci_cfc_target(struct pci_host *h, uint64_t off, unsigned len, unsig
 	pthread_mutex_lock(&h->lock);
 	a = h->config_addr;
 	pthread_mutex_unlock(&h->lock);
-	if (!(a & PCI_CF8_ENABLE) || (a & PCI_CF8_EXT_REG) || ((a >> 16) & 0xff) != 0)
+	if (!(a & PCI_CF8_ENABLE) || ((a >> 16) & 0xff) != 0)
 		return false;
 	*slot = (a >> 11) & 0x1f;
 	*func = (a >> 8) & 0x7;
-	*reg = (a & 0xfc) | (uint32_t)off;
+	*reg = ((a & PCI_CF8_EXT_REG) >> 16) | (a & 0xfc) | (uint32_t)off;
 	return true;
 }
 
@@ -202,6 +202,28 @@ static void pci_bar_write(void *opaque, uint64_t off, const void *data, unsigned
 
 static const struct bus_ops pci_bar_ops = {.read = pci_bar_read, .write = pci_bar_write};
 
+static bool pci_dev_bar_access_ok(const struct pci_dev *d, unsigned idx, uint64_t off, unsigned len)
+{
+	return !pci_dev_bar_unused(d, idx) && len >= 1 && len <= 8 && off < d->bars[idx].size &&
+	       len <= d->bars[idx].size - off;
+}
+
+void pci_dev_bar_read(struct pci_dev *d, unsigned idx, uint64_t off, void *data, unsigned len)
+{
+	if (!pci_dev_bar_access_ok(d, idx, off, len)) {
+		memset(data, 0xff, len);
+		return;
+	}
+	pci_bar_read(&d->bars[idx], off, data, len);
+}
+
+void pci_dev_bar_write(struct pci_dev *d, unsigned idx, uint64_t off, const void *data,
+		       unsigned len)
+{
+	if (pci_dev_bar_access_ok(d, idx, off, len))
+		pci_bar_write(&d->bars[idx], off, data, len);
+}
+
 /* May a BAR of this size decode at addr? Inside the window, clear of ECAM and RAM. */
 static bool pci_host_addr_ok(const struct pci_host *h, uint64_t addr, uint64_t size)
 {
@@ -223,8 +245,8 @@ static bool pci_host_addr_ok(const struct pci_host *h, uint64_t addr, uint64_t s
 static void pci_host_bar_unmap(struct pci_host *h, struct pci_bar *bar)
 {
 	if (bus_unregister(h->plat->mmio, bar->addr, bar))
-		vwarn("pci %02x.0: BAR%u at 0x%llx was not registered", bar->owner->slot,
-		      bar->idx, (unsigned long long)bar->addr);
+		vwarn("pci %02x.0: BAR%u at 0x%llx was not registered", bar->owner->slot, bar->idx,
+		      (unsigned long long)bar->addr);
 	bar->mapped = false;
 }
 
@@ -286,12 +308,17 @@ void pci_host_maps_update(struct pci_host *h)
 	}
 }
 
-/* Caller holds cfg_lock. Unmaps the BARs (no hooks), frees MSI handles, empties the slot. */
-static void pci_host_detach(struct pci_host *h, struct pci_dev *d)
+/* Caller holds cfg_lock. Unmaps the BARs (bar_remapped hooks only if notify), frees the
+ * MSI handles, empties the slot. */
+static void pci_host_detach(struct pci_host *h, struct pci_dev *d, bool notify)
 {
-	for (unsigned i = 0; i < PCI_NUM_BARS; i++)
-		if (d->bars[i].mapped)
-			pci_host_bar_unmap(h, &d->bars[i]);
+	for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
+		if (!d->bars[i].mapped)
+			continue;
+		pci_host_bar_unmap(h, &d->bars[i]);
+		if (notify && d->ops && d->ops->bar_remapped)
+			d->ops->bar_remapped(d, i);
+	}
 	pci_msix_handles_free(d);
 	pthread_mutex_lock(&h->lock);
 	if (h->devs[d->slot] == d)
@@ -368,9 +395,9 @@ int pci_host_add_dev(struct pci_host *h, struct pci_dev *d)
 
 	for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
 		if (!pci_dev_bar_unused(d, i) && !d->bars[i].mapped) {
-			verr("pci %02x.0: BAR%u at 0x%llx clashes with another MMIO range", slot,
-			     i, (unsigned long long)addrs[i]);
-			pci_host_detach(h, d);
+			verr("pci %02x.0: BAR%u at 0x%llx clashes with another MMIO range", slot, i,
+			     (unsigned long long)addrs[i]);
+			pci_host_detach(h, d, true);
 			r = -EEXIST;
 			goto out;
 		}
@@ -453,7 +480,7 @@ void pci_host_fini(struct pci_host *h)
 	pthread_mutex_lock(&h->cfg_lock);
 	for (unsigned s = 1; s < PCI_MAX_DEVICES; s++)
 		if (h->devs[s])
-			pci_host_detach(h, h->devs[s]);
+			pci_host_detach(h, h->devs[s], false);
 	pthread_mutex_unlock(&h->cfg_lock);
 	if (bus_unregister(plat->mmio, h->ecam_base, h))
 		vwarn("pci: ECAM range vanished from the MMIO bus");

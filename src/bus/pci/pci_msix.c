@@ -200,8 +200,8 @@ void pci_msix_sync(struct pci_dev *d)
 	/* Route changes may block (GSI routing ioctl): no device mutex here. The caller holds
 	 * the host's cfg_lock, so address/data cannot change under us. */
 	for (unsigned i = 0; i < n; i++) {
-		upd[i].r = ops->msi_update(pci_dev_plat(d)->ctx, upd[i].handle, upd[i].addr,
-					   upd[i].data);
+		upd[i].r =
+		    ops->msi_update(pci_dev_plat(d)->ctx, upd[i].handle, upd[i].addr, upd[i].data);
 		if (upd[i].r)
 			vlog_rl("pci %02x.0: MSI-X vector %u: route update failed (%d)", d->slot,
 				upd[i].vec, upd[i].r);
@@ -258,14 +258,14 @@ static enum msix_region msix_region(const struct pci_dev *d, uint64_t off, unsig
 
 	if (pci_ranges_overlap(off, len, d->msix.table_off, tlen)) {
 		*rel = off - d->msix.table_off;
-		return off >= d->msix.table_off && off + len <= d->msix.table_off + tlen ?
-			       MSIX_TABLE :
-			       MSIX_BAD;
+		return off >= d->msix.table_off && off + len <= d->msix.table_off + tlen
+			   ? MSIX_TABLE
+			   : MSIX_BAD;
 	}
 	if (pci_ranges_overlap(off, len, d->msix.pba_off, plen)) {
 		*rel = off - d->msix.pba_off;
-		return off >= d->msix.pba_off && off + len <= d->msix.pba_off + plen ? MSIX_PBA :
-										      MSIX_BAD;
+		return off >= d->msix.pba_off && off + len <= d->msix.pba_off + plen ? MSIX_PBA
+										     : MSIX_BAD;
 	}
 	return MSIX_NONE;
 }

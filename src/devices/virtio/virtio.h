@@ -11,7 +11,8 @@
  * device's queue_notify never races a reset or a status change. A device completing
  * requests from another context (e.g. a backend completion on the I/O thread) takes
  * virtio_dev_lock() around virtio_dev_queue_push()/virtio_dev_queue_signal().
- * Lock order: virtio_dev lock, then the transport's own locks (PCI device/MSI-X).
+ * Lock order: (PCI host cfg_lock, taken by the PCI transport for status writes and held
+ * in PCI hooks) -> virtio_dev lock -> the transport's inner locks (pci_dev/MSI-X).
  *
  * Status machine (docs/virtio.md): 0 -> ACKNOWLEDGE -> DRIVER -> FEATURES_OK (only kept if
  * the driver's features are a subset of ours and include VERSION_1) -> DRIVER_OK (queues

@@ -29,7 +29,7 @@ pvh_start32:
 	cli
 	movl %ebx, %esi			/* keep start_info across the setup */
 	/* Record the entry state for the pvh probe (written to .data, which is not wiped). */
-	movl $boot_stack_top, %esp
+	movl $entry_scratch_top, %esp	/* in .data: the .bss check below must not see it */
 	pushfl
 	popl boot_entry_state + 8
 	cld
@@ -66,6 +66,7 @@ pvh_start32:
 	xorl %eax, %eax
 	rep stosb
 	movl %esi, boot_start_info	/* .data, written after the bss wipe */
+	movl $0, ap_started		/* only the BSP comes through here, on every boot */
 
 	/* PML4[0] -> PDPT; PDPT[0..3] -> PD0..3; PDn[i] = n GiB + i * 2 MiB, 2 MiB pages. */
 	movl $pdpt, %eax
@@ -251,6 +252,10 @@ gdt_desc:
 idt_desc:
 	.word 256 * 16 - 1
 	.quad idt
+	.balign 16
+entry_scratch:
+	.long 0, 0, 0, 0
+entry_scratch_top:
 	.globl boot_start_info, boot_bss_was_dirty, boot_entry_state
 	.balign 8
 boot_entry_state:			/* cr0, cr4, eflags, efer, cs, ds, ss */

@@ -6,17 +6,17 @@
 struct synth_bz synth_bz_defaults(void)
 {
 	return (struct synth_bz){
-		.version = 0x020f,
-		.setup_sects = 4,
-		.pm_size = 64 * 1024,
-		.relocatable = 1,
-		.kernel_alignment = 2 << 20,
-		.pref_address = 16 << 20,
-		.init_size = 1 << 20,
-		.cmdline_size = 2047,
-		.initrd_addr_max = 0x7fffffff,
-		.xloadflags = XLF_KERNEL_64,
-		.loadflags = LOADFLAG_LOADED_HIGH,
+	    .version = 0x020f,
+	    .setup_sects = 4,
+	    .pm_size = 64 * 1024,
+	    .relocatable = 1,
+	    .kernel_alignment = 2 << 20,
+	    .pref_address = 16 << 20,
+	    .init_size = 1 << 20,
+	    .cmdline_size = 2047,
+	    .initrd_addr_max = 0x7fffffff,
+	    .xloadflags = XLF_KERNEL_64,
+	    .loadflags = LOADFLAG_LOADED_HIGH,
 	};
 }
 
@@ -62,12 +62,12 @@ size_t synth_bzimage(uint8_t *buf, size_t cap, const struct synth_bz *o)
 struct synth_elf synth_elf_defaults(void)
 {
 	return (struct synth_elf){
-		.nseg = 2,
-		.seg = {{.paddr = 0x100000, .filesz = 0x3000, .memsz = 0x3000},
-			{.paddr = 0x200000, .filesz = 0x800, .memsz = 0x5000}},
-		.entry = 0x100040,
-		.note = SYNTH_NOTE_PHDR,
-		.descsz = 4,
+	    .nseg = 2,
+	    .seg = {{.paddr = 0x100000, .filesz = 0x3000, .memsz = 0x3000},
+		    {.paddr = 0x200000, .filesz = 0x800, .memsz = 0x5000}},
+	    .entry = 0x100040,
+	    .note = SYNTH_NOTE_PHDR,
+	    .descsz = 4,
 	};
 }
 
@@ -92,18 +92,18 @@ size_t synth_elf(uint8_t *buf, size_t cap, const struct synth_elf *o)
 	memset(buf, 0, len);
 	unsigned note_ph = o->note == SYNTH_NOTE_PHDR;
 	struct elf64_ehdr eh = {
-		.e_ident = {0x7f, 'E', 'L', 'F', ELF_CLASS64, ELF_DATA2LSB, 1},
-		.e_type = ELF_ET_EXEC,
-		.e_machine = ELF_EM_X86_64,
-		.e_version = 1,
-		.e_entry = 0xffffffff81000000ULL,
-		.e_phoff = SYNTH_ELF_PHOFF,
-		.e_shoff = o->note == SYNTH_NOTE_SHDR ? SYNTH_ELF_SHOFF : 0,
-		.e_ehsize = sizeof(struct elf64_ehdr),
-		.e_phentsize = sizeof(struct elf64_phdr),
-		.e_phnum = (uint16_t)(o->nseg + note_ph + 1),
-		.e_shentsize = sizeof(struct elf64_shdr),
-		.e_shnum = o->note == SYNTH_NOTE_SHDR ? 2 : 0,
+	    .e_ident = {0x7f, 'E', 'L', 'F', ELF_CLASS64, ELF_DATA2LSB, 1},
+	    .e_type = ELF_ET_EXEC,
+	    .e_machine = ELF_EM_X86_64,
+	    .e_version = 1,
+	    .e_entry = 0xffffffff81000000ULL,
+	    .e_phoff = SYNTH_ELF_PHOFF,
+	    .e_shoff = o->note == SYNTH_NOTE_SHDR ? SYNTH_ELF_SHOFF : 0,
+	    .e_ehsize = sizeof(struct elf64_ehdr),
+	    .e_phentsize = sizeof(struct elf64_phdr),
+	    .e_phnum = (uint16_t)(o->nseg + note_ph + 1),
+	    .e_shentsize = sizeof(struct elf64_shdr),
+	    .e_shnum = o->note == SYNTH_NOTE_SHDR ? 2 : 0,
 	};
 	memcpy(buf, &eh, sizeof(eh));
 
@@ -111,14 +111,14 @@ size_t synth_elf(uint8_t *buf, size_t cap, const struct synth_elf *o)
 	for (unsigned i = 0; i < o->nseg; i++) {
 		uint64_t off = synth_elf_seg_offset(o, i);
 		struct elf64_phdr ph = {
-			.p_type = ELF_PT_LOAD,
-			.p_flags = 7,
-			.p_offset = off,
-			.p_vaddr = o->seg[i].paddr + 0xffffffff80000000ULL,
-			.p_paddr = o->seg[i].paddr,
-			.p_filesz = o->seg[i].filesz,
-			.p_memsz = o->seg[i].memsz,
-			.p_align = 0x1000,
+		    .p_type = ELF_PT_LOAD,
+		    .p_flags = 7,
+		    .p_offset = off,
+		    .p_vaddr = o->seg[i].paddr + 0xffffffff80000000ULL,
+		    .p_paddr = o->seg[i].paddr,
+		    .p_filesz = o->seg[i].filesz,
+		    .p_memsz = o->seg[i].memsz,
+		    .p_align = 0x1000,
 		};
 		memcpy(buf + phoff, &ph, sizeof(ph));
 		phoff += sizeof(ph);
@@ -127,8 +127,11 @@ size_t synth_elf(uint8_t *buf, size_t cap, const struct synth_elf *o)
 	}
 	uint32_t note_size = 12 + 4 + o->descsz;
 	if (note_ph) {
-		struct elf64_phdr ph = {.p_type = ELF_PT_NOTE, .p_offset = SYNTH_ELF_NOTE_OFF,
-					.p_filesz = note_size, .p_memsz = note_size, .p_align = 4};
+		struct elf64_phdr ph = {.p_type = ELF_PT_NOTE,
+					.p_offset = SYNTH_ELF_NOTE_OFF,
+					.p_filesz = note_size,
+					.p_memsz = note_size,
+					.p_align = 4};
 		memcpy(buf + phoff, &ph, sizeof(ph));
 		phoff += sizeof(ph);
 	}
@@ -147,8 +150,10 @@ size_t synth_elf(uint8_t *buf, size_t cap, const struct synth_elf *o)
 			synth_put32(buf, n + 16, (uint32_t)o->entry);
 	}
 	if (o->note == SYNTH_NOTE_SHDR) {
-		struct elf64_shdr sh = {.sh_type = ELF_SHT_NOTE, .sh_offset = SYNTH_ELF_NOTE_OFF,
-					.sh_size = note_size, .sh_addralign = 4};
+		struct elf64_shdr sh = {.sh_type = ELF_SHT_NOTE,
+					.sh_offset = SYNTH_ELF_NOTE_OFF,
+					.sh_size = note_size,
+					.sh_addralign = 4};
 		memcpy(buf + SYNTH_ELF_SHOFF + sizeof(sh), &sh, sizeof(sh));
 	}
 	return len;

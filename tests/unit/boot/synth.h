@@ -59,11 +59,35 @@ uint64_t synth_elf_seg_offset(const struct synth_elf *o, unsigned i);
 #define SYNTH_ELF_DATA_OFF 0x1000
 uint8_t synth_seg_byte(unsigned seg, size_t i);
 
-static inline void synth_put16(uint8_t *b, size_t off, uint16_t v) { memcpy(b + off, &v, 2); }
-static inline void synth_put32(uint8_t *b, size_t off, uint32_t v) { memcpy(b + off, &v, 4); }
-static inline void synth_put64(uint8_t *b, size_t off, uint64_t v) { memcpy(b + off, &v, 8); }
-static inline uint16_t synth_get16(const uint8_t *b, size_t off) { uint16_t v; memcpy(&v, b + off, 2); return v; }
-static inline uint32_t synth_get32(const uint8_t *b, size_t off) { uint32_t v; memcpy(&v, b + off, 4); return v; }
-static inline uint64_t synth_get64(const uint8_t *b, size_t off) { uint64_t v; memcpy(&v, b + off, 8); return v; }
+static inline void synth_put16(uint8_t *b, size_t off, uint16_t v)
+{
+	memcpy(b + off, &v, 2);
+}
+static inline void synth_put32(uint8_t *b, size_t off, uint32_t v)
+{
+	memcpy(b + off, &v, 4);
+}
+static inline void synth_put64(uint8_t *b, size_t off, uint64_t v)
+{
+	memcpy(b + off, &v, 8);
+}
+static inline uint16_t synth_get16(const uint8_t *b, size_t off)
+{
+	uint16_t v;
+	memcpy(&v, b + off, 2);
+	return v;
+}
+static inline uint32_t synth_get32(const uint8_t *b, size_t off)
+{
+	uint32_t v;
+	memcpy(&v, b + off, 4);
+	return v;
+}
+static inline uint64_t synth_get64(const uint8_t *b, size_t off)
+{
+	uint64_t v;
+	memcpy(&v, b + off, 8);
+	return v;
+}
 
 #endif

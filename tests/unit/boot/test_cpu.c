@@ -93,9 +93,9 @@ static void test_entry_modes(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_descriptors),
-		cmocka_unit_test(test_tables_in_memory),
-		cmocka_unit_test(test_entry_modes),
+	    cmocka_unit_test(test_descriptors),
+	    cmocka_unit_test(test_tables_in_memory),
+	    cmocka_unit_test(test_entry_modes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

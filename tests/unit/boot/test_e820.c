@@ -107,9 +107,9 @@ static void test_odd_regions(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_fake_64m),
-		cmocka_unit_test(test_split_around_hole),
-		cmocka_unit_test(test_odd_regions),
+	    cmocka_unit_test(test_fake_64m),
+	    cmocka_unit_test(test_split_around_hole),
+	    cmocka_unit_test(test_odd_regions),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

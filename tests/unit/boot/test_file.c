@@ -152,18 +152,20 @@ static void test_kernel_errors(void **state)
 {
 	struct fixture *f = *state;
 	const char *k = f->path[P_KERNEL];
-	expect_fail(f, f->path[P_MISSING], NULL, -ENOENT, "kernel", f->path[P_MISSING], "no such file");
+	expect_fail(f, f->path[P_MISSING], NULL, -ENOENT, "kernel", f->path[P_MISSING],
+		    "no such file");
 	expect_fail(f, f->dir, NULL, -EISDIR, "kernel", f->dir, "is a directory");
 	expect_fail(f, f->path[P_EMPTY], NULL, -ENOEXEC, "kernel", f->path[P_EMPTY], "is empty");
 	expect_fail(f, f->path[P_HUGE], NULL, -EFBIG, "kernel", f->path[P_HUGE],
 		    "is too large (513 MiB, limit 512 MiB)");
-	expect_fail(f, f->path[P_TRUNC], NULL, -ENOEXEC, "kernel", f->path[P_TRUNC], "truncated bzImage");
+	expect_fail(f, f->path[P_TRUNC], NULL, -ENOEXEC, "kernel", f->path[P_TRUNC],
+		    "truncated bzImage");
 	expect_fail(f, f->path[P_TEXT], NULL, -ENOEXEC, "kernel", f->path[P_TEXT],
 		    "not a bzImage or ELF kernel");
 	expect_fail(f, "/dev/null", NULL, -EINVAL, "kernel", "/dev/null", "not a regular file");
 	/* The kernel is checked before the initrd. */
-	expect_fail(f, f->path[P_MISSING], f->path[P_MISSING], -ENOENT, "kernel", f->path[P_MISSING],
-		    "no such file");
+	expect_fail(f, f->path[P_MISSING], f->path[P_MISSING], -ENOENT, "kernel",
+		    f->path[P_MISSING], "no such file");
 	if (geteuid() != 0) {
 		assert_int_equal(chmod(k, 0), 0);
 		expect_fail(f, k, NULL, -EACCES, "kernel", k, "cannot open: Permission denied");
@@ -203,9 +205,9 @@ static void test_initrd_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_load_files, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_kernel_errors, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_initrd_errors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_load_files, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_kernel_errors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_initrd_errors, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

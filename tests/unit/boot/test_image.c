@@ -207,8 +207,8 @@ static void test_elf_valid(void **state)
 	o = synth_elf_defaults();
 	o.nseg = 17;
 	for (unsigned i = 0; i < o.nseg; i++)
-		o.seg[i] = (struct synth_seg){.paddr = 0x100000 + i * 0x1000, .filesz = 0x10,
-					      .memsz = i == 5 ? 0 : 0x1000};
+		o.seg[i] = (struct synth_seg){
+		    .paddr = 0x100000 + i * 0x1000, .filesz = 0x10, .memsz = i == 5 ? 0 : 0x1000};
 	o.entry = 0x100008;
 	len = synth_elf(img, sizeof(img), &o);
 	assert_int_equal(boot_image_parse(img, len, &k, err, sizeof(err)), 0);
@@ -273,7 +273,8 @@ static void test_elf_rejects(void **state)
 	/* Address overflow. */
 	len = synth_elf(img, sizeof(img), &o);
 	synth_put64(img, ph1 + 24, UINT64_MAX - 0x100);
-	expect_reject(img, len, "ELF segment 1: address 0xfffffffffffffeff + size 0x5000 overflows");
+	expect_reject(img, len,
+		      "ELF segment 1: address 0xfffffffffffffeff + size 0x5000 overflows");
 	/* Overlap (segment 0 grows into segment 1). */
 	len = synth_elf(img, sizeof(img), &o);
 	synth_put64(img, ph0 + 40, 0x100001);
@@ -319,8 +320,8 @@ static void test_elf_rejects(void **state)
 	expect_reject(img, len, "no loadable segments");
 	o.nseg = 17;
 	for (unsigned i = 0; i < o.nseg; i++)
-		o.seg[i] = (struct synth_seg){.paddr = 0x100000 + i * 0x1000, .filesz = 0x100,
-					      .memsz = 0x1000};
+		o.seg[i] = (struct synth_seg){
+		    .paddr = 0x100000 + i * 0x1000, .filesz = 0x100, .memsz = 0x1000};
 	len = synth_elf(img, sizeof(img), &o);
 	expect_reject(img, len, "more than 16 loadable segments");
 
@@ -458,15 +459,15 @@ static void test_real_vmlinuz(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_bz_valid),
-		cmocka_unit_test(test_bz_rejects),
-		cmocka_unit_test(test_bz_truncated_everywhere),
-		cmocka_unit_test(test_elf_valid),
-		cmocka_unit_test(test_elf_rejects),
-		cmocka_unit_test(test_elf_truncated_everywhere),
-		cmocka_unit_test(test_mutations),
-		cmocka_unit_test(test_err_buffer),
-		cmocka_unit_test(test_real_vmlinuz),
+	    cmocka_unit_test(test_bz_valid),
+	    cmocka_unit_test(test_bz_rejects),
+	    cmocka_unit_test(test_bz_truncated_everywhere),
+	    cmocka_unit_test(test_elf_valid),
+	    cmocka_unit_test(test_elf_rejects),
+	    cmocka_unit_test(test_elf_truncated_everywhere),
+	    cmocka_unit_test(test_mutations),
+	    cmocka_unit_test(test_err_buffer),
+	    cmocka_unit_test(test_real_vmlinuz),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -107,14 +107,15 @@ static void test_bz_load(void **state)
 	struct synth_bz o = synth_bz_defaults();
 	size_t len = synth_bzimage(f->img, f->img_cap, &o);
 	const char *cmd = "console=ttyS0 root=/dev/vda";
-	struct boot_params_in in = {.kernel_path = "bz", .initrd_path = "rd", .cmdline = cmd,
+	struct boot_params_in in = {.kernel_path = "bz",
+				    .initrd_path = "rd",
+				    .cmdline = cmd,
 				    .rsdp_gpa = LAYOUT_ACPI_START};
 	struct boot_entry e;
 	char err[256] = "stale";
 	size_t rd_len = 3 * MIB + 123;
-	assert_int_equal(boot_load_image(&f->m, f->img, len, f->initrd, rd_len, &in, &e, err,
-					 sizeof(err)),
-			 0);
+	assert_int_equal(
+	    boot_load_image(&f->m, f->img, len, f->initrd, rd_len, &in, &e, err, sizeof(err)), 0);
 	assert_string_equal(err, "");
 
 	/* Kernel at 16 MiB (relocatable, 2 MiB aligned). */
@@ -241,9 +242,8 @@ static void test_bz_variants(void **state)
 	o.initrd_addr_max = 48 * MIB - 1;
 	len = synth_bzimage(f->img, f->img_cap, &o);
 	in.initrd_path = "rd";
-	assert_int_equal(boot_load_image(&f->m, f->img, len, f->initrd, 5000, &in, &e, err,
-					 sizeof(err)),
-			 0);
+	assert_int_equal(
+	    boot_load_image(&f->m, f->img, len, f->initrd, 5000, &in, &e, err, sizeof(err)), 0);
 	assert_int_equal(zero_page(f)->hdr.ramdisk_image, 48 * MIB - 0x2000);
 	assert_int_equal(zero_page(f)->hdr.ramdisk_size, 5000);
 
@@ -260,7 +260,8 @@ static void test_bz_variants(void **state)
 	assert_int_equal(strlen((const char *)f->mem + LAYOUT_CMDLINE), 255);
 	cmd[255] = 'x';
 	cmd[256] = '\0';
-	expect_fail(f, len, 0, &in, -E2BIG, "command line is too long (256 bytes, the kernel accepts 255)");
+	expect_fail(f, len, 0, &in, -E2BIG,
+		    "command line is too long (256 bytes, the kernel accepts 255)");
 }
 
 static void test_bz_rejects(void **state)
@@ -285,7 +286,9 @@ static void test_bz_rejects(void **state)
 	/* Kernel does not fit (init_size), non-relocatable address outside RAM / below 1 MiB. */
 	o.init_size = 0x7fffffff;
 	len = synth_bzimage(f->img, f->img_cap, &o);
-	expect_fail(f, len, 0, &in, -ENOSPC, "kernel '/k': needs 2048 MiB at 0x1000000, beyond guest RAM (64 MiB below 4 GiB)");
+	expect_fail(
+	    f, len, 0, &in, -ENOSPC,
+	    "kernel '/k': needs 2048 MiB at 0x1000000, beyond guest RAM (64 MiB below 4 GiB)");
 	o = synth_bz_defaults();
 	o.relocatable = 0;
 	o.pref_address = 0x7ffff000;
@@ -314,7 +317,8 @@ static void test_bz_rejects(void **state)
 	in.cmdline = big;
 	expect_fail(f, len, 0, &in, -E2BIG, "command line is too long (65536 bytes, limit 65535)");
 	big[LAYOUT_CMDLINE_MAX - 1] = '\0';
-	assert_int_equal(boot_load_image(&f->m, f->img, len, NULL, 0, &in, &e, err, sizeof(err)), 0);
+	assert_int_equal(boot_load_image(&f->m, f->img, len, NULL, 0, &in, &e, err, sizeof(err)),
+			 0);
 	free(big);
 }
 
@@ -323,14 +327,15 @@ static void test_pvh_load(void **state)
 	struct fixture *f = *state;
 	struct synth_elf o = synth_elf_defaults();
 	size_t len = synth_elf(f->img, f->img_cap, &o);
-	struct boot_params_in in = {.kernel_path = "elf", .initrd_path = "rd",
-				    .cmdline = "console=hvc0", .rsdp_gpa = 0xe0000};
+	struct boot_params_in in = {.kernel_path = "elf",
+				    .initrd_path = "rd",
+				    .cmdline = "console=hvc0",
+				    .rsdp_gpa = 0xe0000};
 	struct boot_entry e;
 	char err[256];
 	size_t rd_len = 777777;
-	assert_int_equal(boot_load_image(&f->m, f->img, len, f->initrd, rd_len, &in, &e, err,
-					 sizeof(err)),
-			 0);
+	assert_int_equal(
+	    boot_load_image(&f->m, f->img, len, f->initrd, rd_len, &in, &e, err, sizeof(err)), 0);
 
 	/* Segments copied, bss zeroed, bytes after memsz untouched. */
 	for (unsigned s = 0; s < o.nseg; s++) {
@@ -369,8 +374,8 @@ static void test_pvh_load(void **state)
 	memcpy(mm, f->mem + LAYOUT_PVH_MEMMAP, sizeof(mm));
 	struct e820_entry t[4];
 	for (int i = 0; i < 4; i++) {
-		t[i] = (struct e820_entry){.addr = mm[i].addr, .size = mm[i].size,
-					   .type = mm[i].type};
+		t[i] =
+		    (struct e820_entry){.addr = mm[i].addr, .size = mm[i].size, .type = mm[i].type};
 		assert_int_equal(mm[i].reserved, 0);
 	}
 	check_e820(t, 4);
@@ -410,12 +415,15 @@ static void test_pvh_rejects(void **state)
 	o.seg[0].paddr = 0x8000;
 	o.entry = 0x8010;
 	len = synth_elf(f->img, f->img_cap, &o);
-	expect_fail(f, len, 0, &in, -EINVAL, "kernel '/p': segment at 0x8000 overlaps the boot data below 1 MiB");
+	expect_fail(f, len, 0, &in, -EINVAL,
+		    "kernel '/p': segment at 0x8000 overlaps the boot data below 1 MiB");
 
 	o = synth_elf_defaults();
 	o.seg[1].paddr = MEM_SIZE - 0x1000;
 	len = synth_elf(f->img, f->img_cap, &o);
-	expect_fail(f, len, 0, &in, -ENOSPC, "kernel '/p': segment 0x3fff000-0x4003fff is beyond guest RAM (64 MiB below 4 GiB)");
+	expect_fail(
+	    f, len, 0, &in, -ENOSPC,
+	    "kernel '/p': segment 0x3fff000-0x4003fff is beyond guest RAM (64 MiB below 4 GiB)");
 	o.seg[1].paddr = 0x200000000ULL;
 	len = synth_elf(f->img, f->img_cap, &o);
 	expect_fail(f, len, 0, &in, -ENOSPC, "is beyond guest RAM");
@@ -437,12 +445,12 @@ static void test_pvh_rejects(void **state)
 	o = synth_elf_defaults();
 	o.seg[1].memsz = 40 * MIB;
 	len = synth_elf(f->img, f->img_cap, &o);
-	expect_fail(f, len, 23 * MIB, &in, -ENOSPC, "initrd '/r' (23 MiB) does not fit in guest memory");
+	expect_fail(f, len, 23 * MIB, &in, -ENOSPC,
+		    "initrd '/r' (23 MiB) does not fit in guest memory");
 	struct boot_entry e;
 	char err[256];
-	assert_int_equal(boot_load_image(&f->m, f->img, len, f->initrd, 22 * MIB, &in, &e, err,
-					 sizeof(err)),
-			 0);
+	assert_int_equal(
+	    boot_load_image(&f->m, f->img, len, f->initrd, 22 * MIB, &in, &e, err, sizeof(err)), 0);
 
 	/* Not a kernel at all. */
 	memset(f->img, 0, 4096);
@@ -487,12 +495,12 @@ static void test_odd_memory(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_bz_load, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bz_variants, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bz_rejects, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_pvh_load, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_pvh_rejects, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_odd_memory, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bz_load, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bz_variants, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bz_rejects, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pvh_load, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pvh_rejects, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_odd_memory, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,7 +17,7 @@
 struct fake {
 	uint64_t base; /* linear address of mem[0] */
 	uint8_t mem[FAKE_MEM];
-	unsigned reads, writes, cmpxchgs, faults;
+	unsigned reads, writes, cmpxchgs, faults; /* reads: attempts; writes, cmpxchgs: done */
 	uint64_t last_gva;
 	unsigned last_len;
 	uint64_t xcr0, tsc, tsc_aux, fcw, fsw, mxcsr, rnd;
@@ -50,10 +50,10 @@ static inline int fake_read(void *ctx, uint64_t gva, void *buf, unsigned len)
 static inline int fake_write(void *ctx, uint64_t gva, const void *buf, unsigned len)
 {
 	struct fake *f = ctx;
-	f->writes++;
 	uint8_t *p = fake_at(f, gva, len);
 	if (!p)
 		return -EFAULT;
+	f->writes++; /* successful writes only */
 	memcpy(p, buf, len);
 	return 0;
 }
@@ -62,10 +62,10 @@ static inline int fake_cmpxchg(void *ctx, uint64_t gva, void *expected, const vo
 			       unsigned len)
 {
 	struct fake *f = ctx;
-	f->cmpxchgs++;
 	uint8_t *p = fake_at(f, gva, len);
 	if (!p)
 		return -EFAULT;
+	f->cmpxchgs++; /* successful ones only */
 	if (memcmp(p, expected, len) == 0) {
 		memcpy(p, desired, len);
 		return 1;

@@ -255,8 +255,9 @@ static void test_save_load(void **state)
 	struct t *t = *state;
 	struct cmos_rtc_state st;
 	wr(t, CMOS_REG_B, CMOS_B_24H | CMOS_B_SET);
-	wr(t, CMOS_YEAR, 0x10);
+	wr(t, CMOS_YEAR, 0x28); /* 2028-02-29 exists */
 	wr(t, CMOS_REG_B, CMOS_B_24H);
+	assert_int_equal(rd(t, CMOS_YEAR), 0x28);
 	wr(t, 0x50, 0x99);
 	cmos_rtc_save(&t->c, &st);
 
@@ -265,7 +266,7 @@ static void test_save_load(void **state)
 	assert_int_equal(cmos_rtc_init(&t2.c, &t2.fp.plat, fake_clock, &t2), 0);
 	assert_int_equal(rd(&t2, CMOS_YEAR), 0x24);
 	assert_int_equal(cmos_rtc_load(&t2.c, &st), 0);
-	assert_int_equal(rd(&t2, CMOS_YEAR), 0x10);
+	assert_int_equal(rd(&t2, CMOS_YEAR), 0x28);
 	assert_int_equal(rd(&t2, CMOS_MINUTES), 0x45);
 	assert_int_equal(rd(&t2, 0x50), 0x99);
 	st.index = 0x80;

@@ -93,12 +93,14 @@ static void test_reset_values(void **state)
 	assert_int_equal(in(t, UART_MSR), UART_MSR_CTS | UART_MSR_DSR | UART_MSR_DCD);
 	out(t, UART_SCR, 0x5a);
 	assert_int_equal(in(t, UART_SCR), 0x5a);
+	assert_int_equal(irq(t), 0);
 	/* Bits that do not exist on a 16550A read back as 0. */
 	out(t, UART_IER, 0xff);
 	assert_int_equal(in(t, UART_IER), 0x0f);
+	assert_int_equal(irq(t), 0); /* THRE pending, but OUT2 is off */
 	out(t, UART_MCR, 0xff);
 	assert_int_equal(in(t, UART_MCR), 0x1f);
-	assert_int_equal(irq(t), 0);
+	assert_int_equal(irq(t), 1);
 }
 
 static void test_divisor_latch(void **state)

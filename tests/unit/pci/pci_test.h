@@ -51,8 +51,8 @@ static inline uint32_t cf8_addr(unsigned bus, unsigned slot, unsigned fn, uint32
 	return 0x80000000u | bus << 16 | slot << 11 | fn << 8 | (reg & 0xfc);
 }
 
-static inline uint32_t cfc_read(struct fake_platform *fp, unsigned slot, unsigned fn,
-				uint32_t reg, unsigned len)
+static inline uint32_t cfc_read(struct fake_platform *fp, unsigned slot, unsigned fn, uint32_t reg,
+				unsigned len)
 {
 	uint32_t a = cf8_addr(0, slot, fn, reg), v = 0;
 	assert_true(bus_write(&fp->pio, PORT_PCI_CONFIG_ADDR, &a, 4));
@@ -73,8 +73,8 @@ static inline uint64_t ecam_addr(unsigned slot, unsigned fn, uint32_t reg)
 	return LAYOUT_PCI_ECAM_START + ((uint64_t)slot << 15) + ((uint64_t)fn << 12) + reg;
 }
 
-static inline uint32_t ecam_read(struct fake_platform *fp, unsigned slot, unsigned fn,
-				 uint32_t reg, unsigned len)
+static inline uint32_t ecam_read(struct fake_platform *fp, unsigned slot, unsigned fn, uint32_t reg,
+				 unsigned len)
 {
 	uint32_t v = 0;
 	assert_true(bus_read(&fp->mmio, ecam_addr(slot, fn, reg), &v, len));

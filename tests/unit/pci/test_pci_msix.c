@@ -38,9 +38,8 @@ static int fx_setup_ops(void **state, bool null_ops)
 	f->plat = f->fp.plat;
 	if (null_ops)
 		f->plat.ops = NULL;
-	assert_int_equal(pci_host_init(&f->h, &f->plat, LAYOUT_PCI_ECAM_START,
-				       LAYOUT_PCI_ECAM_SIZE, LAYOUT_PCI_MMIO_START,
-				       LAYOUT_PCI_MMIO_SIZE),
+	assert_int_equal(pci_host_init(&f->h, &f->plat, LAYOUT_PCI_ECAM_START, LAYOUT_PCI_ECAM_SIZE,
+				       LAYOUT_PCI_MMIO_START, LAYOUT_PCI_MMIO_SIZE),
 			 0);
 	pci_dev_init(&f->d, PCI_VENDOR_ID_REDHAT_QUMRANET, 0x1041, 0x020000, 1,
 		     PCI_VENDOR_ID_REDHAT_QUMRANET, 0x1100, &fx_ops, f);
@@ -289,6 +288,22 @@ static void test_bar_dispatch(void **state)
 	/* The other BAR (no MSI-X) goes straight to the device. */
 	assert_true(bus_read(&f->fp.mmio, f->d.bars[0].addr + TBL % 0x1000, &v, 4));
 	assert_int_equal(f->rec.reads, reads + 1);
+	/* The same dispatch without going through the MMIO bus (config windows). */
+	v = 0;
+	pci_dev_bar_read(&f->d, 2, TBL + PCI_MSIX_ENTRY_DATA, &v, 4);
+	assert_int_equal(v, 0x1234);
+	v = 0x4321;
+	pci_dev_bar_write(&f->d, 2, TBL + PCI_MSIX_ENTRY_DATA, &v, 4);
+	assert_int_equal(tbl_read32(f, 0, PCI_MSIX_ENTRY_DATA), 0x4321);
+	pci_dev_bar_write(&f->d, 2, 0x20, &v, 2);
+	assert_int_equal(f->rec.off, 0x20);
+	assert_int_equal(f->rec.len, 2);
+	pci_dev_bar_read(&f->d, 2, 0x3ffe, &v, 4); /* past the end */
+	assert_int_equal(v, 0xffffffff);
+	pci_dev_bar_read(&f->d, 3, 0, &v, 4); /* upper half of the 64-bit BAR */
+	assert_int_equal(v, 0xffffffff);
+	v = 0x1234;
+	pci_dev_bar_write(&f->d, 2, TBL + PCI_MSIX_ENTRY_DATA, &v, 4);
 	/* Moving the BAR moves the table. */
 	uint64_t na = LAYOUT_PCI_MMIO_START + 0x1000000;
 	ecam_write(&f->fp, 1, 0, PCI_CFG_BAR0 + 8, 4, (uint32_t)na | PCI_CFG_BAR_MEM_64);
@@ -365,8 +380,9 @@ static int race_fire(void *ctx, unsigned h)
 	struct fx *f = r->f;
 	for (unsigned v = 0; v < NVEC; v++) {
 		const struct pci_msix_entry *e = &f->d.msix.entries[v];
-		if (e->handle == h && (f->fp.msi[h].addr != e->addr || f->fp.msi[h].data != e->data ||
-				       (e->ctrl & PCI_MSIX_ENTRY_MASKED)))
+		if (e->handle == h &&
+		    (f->fp.msi[h].addr != e->addr || f->fp.msi[h].data != e->data ||
+		     (e->ctrl & PCI_MSIX_ENTRY_MASKED)))
 			r->stale++;
 	}
 	r->fires++;
@@ -413,9 +429,8 @@ static void test_concurrency(void **state)
 	f->plat = f->fp.plat;
 	f->plat.ops = &race_ops;
 	f->plat.ctx = &r;
-	assert_int_equal(pci_host_init(&f->h, &f->plat, LAYOUT_PCI_ECAM_START,
-				       LAYOUT_PCI_ECAM_SIZE, LAYOUT_PCI_MMIO_START,
-				       LAYOUT_PCI_MMIO_SIZE),
+	assert_int_equal(pci_host_init(&f->h, &f->plat, LAYOUT_PCI_ECAM_START, LAYOUT_PCI_ECAM_SIZE,
+				       LAYOUT_PCI_MMIO_START, LAYOUT_PCI_MMIO_SIZE),
 			 0);
 	pci_dev_init(&f->d, PCI_VENDOR_ID_REDHAT_QUMRANET, 0x1041, 0x020000, 1,
 		     PCI_VENDOR_ID_REDHAT_QUMRANET, 0x1100, NULL, f);
@@ -469,13 +484,13 @@ static void test_concurrency(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_capability, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_table_programming, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_notify, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_bar_dispatch, fx_setup, fx_teardown),
-		cmocka_unit_test(test_null_ops),
-		cmocka_unit_test(test_unattached),
-		cmocka_unit_test(test_concurrency),
+	    cmocka_unit_test_setup_teardown(test_capability, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_table_programming, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_notify, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_bar_dispatch, fx_setup, fx_teardown),
+	    cmocka_unit_test(test_null_ops),
+	    cmocka_unit_test(test_unattached),
+	    cmocka_unit_test(test_concurrency),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -523,7 +523,8 @@ static void test_chain_over_4g(void **state)
 	struct fx *g = calloc(1, sizeof(*g));
 	assert_non_null(g);
 	const uint64_t big = 3ULL << 29;
-	fake_platform_init(&g->fp, 0, big);
+	fake_platform_init(&g->fp, 0, 4096);
+	void *ram = tvq_big_ram_map(&g->fp, big);
 	vq_init(&g->vq, "test", 0, 256);
 	tvq_layout(&g->t, &g->fp.mem, QGPA, QSIZE);
 	tvq_configure(&g->t, &g->vq);
@@ -540,6 +541,7 @@ static void test_chain_over_4g(void **state)
 	tvq_publish(&g->t, tvq_add_chain(&g->t, 0, bad, 3));
 	assert_int_equal(vq_pop(&g->vq, &g->c), -EIO);
 	assert_non_null(strstr(g->vq.broken_reason, "4 GiB"));
+	tvq_big_ram_unmap(ram, big);
 	fake_platform_fini(&g->fp);
 	free(g);
 }

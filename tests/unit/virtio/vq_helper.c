@@ -6,9 +6,28 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <sys/mman.h>
+
 #include "vq_helper.h"
+#include "fake_platform.h"
 #include "devices/virtio/virtio_spec.h"
 #include "devices/virtio/virtq.h"
+
+void *tvq_big_ram_map(struct fake_platform *fp, uint64_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	assert_true(p != MAP_FAILED);
+	assert_int_equal(gmem_init_fake(&fp->mem, 0, p, size), 0);
+	fp->ram_gpa = 0;
+	fp->ram_size = size;
+	return p;
+}
+
+void tvq_big_ram_unmap(void *ram, uint64_t size)
+{
+	munmap(ram, size);
+}
 
 void *tmem(const struct gmem *mem, uint64_t gpa, uint64_t len)
 {

@@ -59,6 +59,15 @@ void tvq_used_elem(const struct tvq *t, uint16_t idx, uint32_t *id, uint32_t *le
 /* Consume the next used element if there is one. */
 bool tvq_get_used(struct tvq *t, uint32_t *id, uint32_t *len);
 
+/*
+ * Replace fp's fake RAM by size bytes of lazily-mapped anonymous memory at gpa 0, for tests
+ * that need huge (but untouched) guest buffers; calloc would touch it all under
+ * MALLOC_PERTURB_. Undo with tvq_big_ram_unmap() before fake_platform_fini().
+ */
+struct fake_platform;
+void *tvq_big_ram_map(struct fake_platform *fp, uint64_t size);
+void tvq_big_ram_unmap(void *ram, uint64_t size);
+
 /* Host pointer for a guest range; fails the test when outside fake RAM. */
 void *tmem(const struct gmem *mem, uint64_t gpa, uint64_t len);
 
