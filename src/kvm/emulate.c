@@ -8,14 +8,17 @@
 #include "kvm/emulate_internal.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
+/* clang-format off */
 static const char *const kind_names[] = {
 #define EMUL_KIND_NAME(e, s) s,
 	EMUL_KINDS(EMUL_KIND_NAME)
 #undef EMUL_KIND_NAME
 };
+/* clang-format on */
 
 const char *emul_kind_name(enum emul_kind k)
 {
@@ -43,8 +46,8 @@ struct dstate {
 
 static int next(struct dstate *s, uint8_t *out)
 {
-	if (s->i >= s->n || s->i >= EMUL_MAX_INSN)
-		return -ENOTSUP; /* truncated, or longer than 15 bytes */
+	if (s->i >= s->n)	 /* n <= 15 */
+		return -ENOTSUP; /* truncated, or longer than the architectural 15 bytes */
 	*out = s->b[s->i++];
 	return 0;
 }
@@ -120,8 +123,8 @@ static bool pfx_match(const struct emul_op *e, bool vex, unsigned key)
 	return e->pfx == key;
 }
 
-static const struct emul_op *lookup(bool vex, unsigned map, uint8_t op, unsigned key,
-				     uint8_t modrm, bool mem)
+static const struct emul_op *lookup(bool vex, unsigned map, uint8_t op, unsigned key, uint8_t modrm,
+				    bool mem)
 {
 	for (size_t k = 0; k < emul_optab_len; k++) {
 		const struct emul_op *e = &emul_optab[k];
@@ -142,7 +145,8 @@ static bool has_modrm(bool vex, unsigned map, uint8_t op, bool *known)
 {
 	*known = false;
 	for (size_t k = 0; k < emul_optab_len; k++) {
-		if (emul_optab[k].vex == vex && emul_optab[k].map == map && emul_optab[k].op == op) {
+		if (emul_optab[k].vex == vex && emul_optab[k].map == map &&
+		    emul_optab[k].op == op) {
 			*known = true;
 			return !(emul_optab[k].flags & F_NOMODRM);
 		}
@@ -151,8 +155,8 @@ static bool has_modrm(bool vex, unsigned map, uint8_t op, bool *known)
 }
 
 /* VEX prefix (C4/C5 already consumed): fills rex bits, map, pp, vvvv, W, L. */
-static int decode_vex(struct dstate *s, uint8_t c4c5, unsigned *rex, unsigned *map,
-		      unsigned *pp, unsigned *vvvv, bool *w, bool *l)
+static int decode_vex(struct dstate *s, uint8_t c4c5, unsigned *rex, unsigned *map, unsigned *pp,
+		      unsigned *vvvv, bool *w, bool *l)
 {
 	uint8_t b1, b2;
 	if (next(s, &b1))
@@ -182,7 +186,7 @@ static int decode_vex(struct dstate *s, uint8_t c4c5, unsigned *rex, unsigned *m
 
 int emul_decode(const uint8_t *bytes, unsigned len, enum emul_mode mode, struct emul_insn *d)
 {
-	struct dstate s = {.b = bytes, .n = len, .mode = mode};
+	struct dstate s = {.b = bytes, .n = MIN(len, (unsigned)EMUL_MAX_INSN), .mode = mode};
 	const bool m64 = mode == EMUL_MODE_64, m16 = mode == EMUL_MODE_16;
 	bool p66 = false, p67 = false, f2 = false, f3 = false, vex = false, w = false, l = false;
 	unsigned rex = 0, map = 0, pp = 0, vvvv = 0, rexbits;
@@ -291,8 +295,8 @@ int emul_decode(const uint8_t *bytes, unsigned len, enum emul_mode mode, struct 
 
 /* ---- entry points ---- */
 
-int emul_run(const uint8_t *bytes, unsigned len, const struct emul_env *env,
-	     struct emul_regs *regs, struct emul_result *res)
+int emul_run(const uint8_t *bytes, unsigned len, const struct emul_env *env, struct emul_regs *regs,
+	     struct emul_result *res)
 {
 	struct emul_insn d;
 	int r = emul_decode(bytes, len, env->mode, &d);
@@ -334,21 +338,27 @@ void emul_stats_fail(struct emul_stats *st)
 	__atomic_fetch_add(&st->failed, 1, __ATOMIC_RELAXED);
 }
 
+static void PRINTF_FMT(4, 5) append(char *buf, size_t size, size_t *used, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf + MIN(*used, size), *used < size ? size - *used : 0, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		*used += (size_t)n;
+}
+
 int emul_stats_format(const struct emul_stats *st, char *buf, size_t size)
 {
 	size_t used = 0;
-	int n = snprintf(buf, size, "emulated:");
-	for (unsigned k = 0; n >= 0 && k <= EMUL_K_COUNT; k++) {
-		used += (size_t)n;
-		uint64_t v = k < EMUL_K_COUNT ? __atomic_load_n(&st->done[k], __ATOMIC_RELAXED)
-					      : __atomic_load_n(&st->failed, __ATOMIC_RELAXED);
-		if (!v && k < EMUL_K_COUNT) {
-			n = 0;
-			continue;
-		}
-		n = snprintf(buf + MIN(used, size), used < size ? size - used : 0, " %s=%llu",
-			     k < EMUL_K_COUNT ? kind_names[k] : "failed", (unsigned long long)v);
+	append(buf, size, &used, "emulated:");
+	for (unsigned k = 0; k < EMUL_K_COUNT; k++) {
+		uint64_t v = __atomic_load_n(&st->done[k], __ATOMIC_RELAXED);
+		if (v)
+			append(buf, size, &used, " %s=%llu", kind_names[k], (unsigned long long)v);
 	}
-	return n < 0 ? n : (int)(used + (size_t)n);
+	append(buf, size, &used, " injected=%llu failed=%llu",
+	       (unsigned long long)__atomic_load_n(&st->injected, __ATOMIC_RELAXED),
+	       (unsigned long long)__atomic_load_n(&st->failed, __ATOMIC_RELAXED));
+	return (int)MIN(used, (size_t)INT32_MAX);
 }
-

@@ -21,7 +21,20 @@
  * 4 GiB. Segment limits and access rights are not checked (KVM already did the fetch).
  *
  * Flags: every instruction sets the flags the Intel SDM defines. Flags the SDM leaves
- * "undefined" are left unchanged (documented choice; tests mask them).
+ * "undefined" are left unchanged (documented choice; tests mask them). bsf/bsr (lzcnt/tzcnt
+ * without the feature) with a zero source leave the destination unchanged, as CPUs do.
+ *
+ * Instructions (all operand sizes, register and memory forms unless noted; the table is in
+ * emulate_insn.c):
+ *   fwait (#NM if CR0.MP&TS), int3 (#BP)
+ *   popcnt, lzcnt, tzcnt (bsr/bsf without ABM/BMI1)
+ *   BMI1: andn bextr blsi blsmsk blsr; BMI2: bzhi mulx pdep pext rorx sarx shlx shrx
+ *     (VEX.L=1, a legacy prefix or REX before VEX, LOCK, rorx with vvvv != 1111b: #UD)
+ *   movbe (memory only), crc32 (8/16/32/64-bit sources), adcx, adox
+ *   xgetbv (XCR0), rdtscp, rdrand/rdseed (register only), cmpxchg8b/cmpxchg16b (atomic)
+ *   fnstsw ax/m16, fnstcw, fldcw, fnclex, ldmxcsr, stmxcsr, clwb (no-op)
+ * A missing EMUL_F_* feature gives #UD. 16-bit addressing (67 in 32-bit code, or 16-bit
+ * code without 67) and VEX in 16-bit code are -ENOTSUP.
  */
 #ifndef VIREO_KVM_EMULATE_H
 #define VIREO_KVM_EMULATE_H
@@ -76,8 +89,8 @@ enum emul_sysreg {
 	EMUL_SYS_XCR0,
 	EMUL_SYS_TSC,
 	EMUL_SYS_TSC_AUX,
-	EMUL_SYS_FCW,	 /* x87 control word (set: value to store) */
-	EMUL_SYS_FSW,	 /* x87 status word */
+	EMUL_SYS_FCW, /* x87 control word (set: value to store) */
+	EMUL_SYS_FSW, /* x87 status word */
 	EMUL_SYS_MXCSR,
 	EMUL_SYS_RDRAND, /* a random value; -EAGAIN means "none now" (CF=0) */
 	EMUL_SYS_RDSEED,
@@ -85,7 +98,7 @@ enum emul_sysreg {
 
 struct emul_env {
 	enum emul_mode mode;
-	uint32_t features;		   /* EMUL_F_* the virtual CPU implements */
+	uint32_t features; /* EMUL_F_* the virtual CPU implements */
 	uint64_t seg_base[EMUL_NR_SEGS];
 	uint64_t cr0, cr4;
 	unsigned cpl;
@@ -101,6 +114,7 @@ struct emul_env {
 };
 
 /* Instruction kinds, for statistics. X(enum suffix, printed name). */
+/* clang-format off */
 #define EMUL_KINDS(X)                                                                              \
 	X(FWAIT, "fwait") X(INT3, "int3") X(POPCNT, "popcnt") X(LZCNT, "lzcnt")                    \
 	X(TZCNT, "tzcnt") X(ANDN, "andn") X(BEXTR, "bextr") X(BLSI, "blsi")                        \
@@ -111,6 +125,7 @@ struct emul_env {
 	X(CMPXCHG8B, "cmpxchg8b") X(CMPXCHG16B, "cmpxchg16b") X(FNSTSW, "fnstsw")                  \
 	X(FNSTCW, "fnstcw") X(FLDCW, "fldcw") X(FNCLEX, "fnclex") X(LDMXCSR, "ldmxcsr")            \
 	X(STMXCSR, "stmxcsr") X(CLWB, "clwb")
+/* clang-format on */
 
 #define EMUL_KIND_ENUM(e, s) EMUL_K_##e,
 enum emul_kind { EMUL_KINDS(EMUL_KIND_ENUM) EMUL_K_COUNT };
@@ -123,20 +138,20 @@ enum emul_action { EMUL_DONE, EMUL_INJECT_BP, EMUL_INJECT_UD, EMUL_INJECT_NM, EM
 /* A decoded instruction (decoding reads no registers and no memory). */
 struct emul_insn {
 	enum emul_kind kind;
-	uint8_t len;	/* bytes, prefixes included */
-	uint8_t osize;	/* operand size in bytes: 2, 4 or 8 */
-	uint8_t asize;	/* address size in bytes: 4 or 8 (16-bit addressing is rejected) */
-	uint8_t reg;	/* ModRM.reg with REX.R/VEX.R */
-	uint8_t vreg;	/* VEX.vvvv */
-	uint8_t rm;	/* ModRM.rm register (when !mem) */
-	uint8_t seg;	/* EMUL_ES.. for the memory operand */
-	uint8_t scale;	/* shift 0..3 */
+	uint8_t len;   /* bytes, prefixes included */
+	uint8_t osize; /* operand size in bytes: 2, 4 or 8 */
+	uint8_t asize; /* address size in bytes: 4 or 8 (16-bit addressing is rejected) */
+	uint8_t reg;   /* ModRM.reg with REX.R/VEX.R */
+	uint8_t vreg;  /* VEX.vvvv */
+	uint8_t rm;    /* ModRM.rm register (when !mem) */
+	uint8_t seg;   /* EMUL_ES.. for the memory operand */
+	uint8_t scale; /* shift 0..3 */
 	uint8_t imm;
 	int8_t base, index; /* -1: none */
 	bool mem, riprel, rex, rexw, vex, vexl, lock;
 	uint8_t op, map; /* opcode byte and map (0: one-byte, 1: 0F, 2: 0F38, 3: 0F3A) */
 	int64_t disp;
-	uint32_t need;	/* EMUL_F_* required */
+	uint32_t need;	   /* EMUL_F_* required */
 	const void *entry; /* internal: the table entry */
 };
 
@@ -150,8 +165,8 @@ struct emul_result {
 	uint8_t len;
 };
 
-int emul_run(const uint8_t *bytes, unsigned len, const struct emul_env *env,
-	     struct emul_regs *regs, struct emul_result *res) WUR;
+int emul_run(const uint8_t *bytes, unsigned len, const struct emul_env *env, struct emul_regs *regs,
+	     struct emul_result *res) WUR;
 
 /* Completion counters, shared by all vCPUs of a VM (updated with atomics). */
 struct emul_stats {
@@ -162,7 +177,8 @@ struct emul_stats {
 
 void emul_stats_add(struct emul_stats *st, enum emul_kind k);
 void emul_stats_fail(struct emul_stats *st);
-/* "emulated: popcnt=12 fwait=3 failed=0" (only non-zero kinds). Returns snprintf's result. */
+/* "emulated: popcnt=12 fwait=3 injected=0 failed=0" (non-zero kinds only). Returns the
+ * length the whole text needs, like snprintf; the text is truncated to size - 1. */
 int emul_stats_format(const struct emul_stats *st, char *buf, size_t size);
 
 /* KVM side, implemented in emulate_vcpu.c (see emulate_vcpu.h for the exit handler). Enables

@@ -24,6 +24,7 @@
 #define CR4_OSXSAVE (1ULL << 18)
 
 /* ---- the opcode table (instruction functions are defined below) ---- */
+/* clang-format off */
 #define EXEC(name) static int x_##name(struct emul_ctx *c)
 EXEC(fwait); EXEC(int3); EXEC(popcnt); EXEC(lzcnt); EXEC(tzcnt); EXEC(andn); EXEC(bextr);
 EXEC(blsi); EXEC(blsmsk); EXEC(blsr); EXEC(bzhi); EXEC(mulx); EXEC(pdep); EXEC(pext);
@@ -74,6 +75,8 @@ const struct emul_op emul_optab[] = {
 	{1, 3, 0xf0, P_F2, -1, -1, F_IMM8 | F_NOVVVV, K(RORX), EMUL_F_BMI2, x_rorx},
 };
 #undef K
+/* clang-format on */
+
 const size_t emul_optab_len = ARRAY_SIZE(emul_optab);
 
 /* ---- operand helpers ---- */
@@ -246,7 +249,8 @@ static int count_zeros(struct emul_ctx *c, bool leading, uint32_t feature)
 	if (!v)
 		n = bits;
 	else
-		n = leading ? (uint64_t)__builtin_clzll(v) - (64 - bits) : (uint64_t)__builtin_ctzll(v);
+		n = leading ? (uint64_t)__builtin_clzll(v) - (64 - bits)
+			    : (uint64_t)__builtin_ctzll(v);
 	reg_set(c, c->d->reg, c->d->osize, n);
 	flags_set(c, FL_CF | FL_ZF, (v ? 0 : FL_CF) | (n ? 0 : FL_ZF));
 	return EMUL_DONE;
@@ -498,7 +502,10 @@ static int add_carry(struct emul_ctx *c, uint64_t flag)
 	unsigned sz = c->d->osize;
 	uint64_t v, a = reg_get(c, c->d->reg, sz), cin = (c->r.rflags & flag) ? 1 : 0, res;
 	bool cout;
-	int r = rm_read(c, sz, &v);
+	int r;
+	if (sz == 2)
+		return -ENOTSUP; /* no 16-bit form (66 F3 0F 38 F6, or 16-bit code) */
+	r = rm_read(c, sz, &v);
 	if (r)
 		return r;
 	if (sz == 8) {

@@ -25,9 +25,9 @@ enum { P_NP, P_66, P_F3, P_F2 };
 #define F_MEMUD 0x04   /* memory form only: a register form is #UD */
 #define F_REG 0x08     /* register form only (ModRM.mod == 3) */
 #define F_IMM8 0x10
-#define F_ANYPFX 0x20 /* legacy prefixes are ignored */
-#define F_LOCK 0x40   /* LOCK allowed */
-#define F_NO66 0x80   /* a 66 prefix makes this another (unknown) instruction */
+#define F_ANYPFX 0x20  /* legacy prefixes are ignored */
+#define F_LOCK 0x40    /* LOCK allowed */
+#define F_NO66 0x80    /* a 66 prefix makes this another (unknown) instruction */
 #define F_NOVVVV 0x100 /* VEX.vvvv must be 1111b */
 #define F_BYTE 0x200   /* r/m operand is 8-bit */
 

@@ -62,9 +62,11 @@ static int guest_map(const struct vctx *x, uint64_t gva, unsigned len, struct sp
 static void guest_load(void *dst, const uint8_t *src, unsigned n)
 {
 	if ((n == 2 || n == 4 || n == 8) && !((uintptr_t)src & (n - 1))) {
-		uint64_t v = n == 8   ? __atomic_load_n((const uint64_t *)(const void *)src, __ATOMIC_RELAXED)
-			     : n == 4 ? __atomic_load_n((const uint32_t *)(const void *)src, __ATOMIC_RELAXED)
-				      : __atomic_load_n((const uint16_t *)(const void *)src, __ATOMIC_RELAXED);
+		uint64_t v =
+		    n == 8 ? __atomic_load_n((const uint64_t *)(const void *)src, __ATOMIC_RELAXED)
+		    : n == 4
+			? __atomic_load_n((const uint32_t *)(const void *)src, __ATOMIC_RELAXED)
+			: __atomic_load_n((const uint16_t *)(const void *)src, __ATOMIC_RELAXED);
 		memcpy(dst, &v, n); /* little-endian host */
 		return;
 	}
@@ -135,7 +137,8 @@ static int cb_cmpxchg(void *ctx, uint64_t gva, void *expected, const void *desir
 	memcpy(&e, expected, 16);
 	memcpy(&d, desired, 16);
 	__asm__ __volatile__("lock cmpxchg16b %1\n\tsete %0"
-			     : "=q"(ok), "+m"(*(struct u128 *)(void *)s.p[0]), "+a"(e.lo), "+d"(e.hi)
+			     : "=q"(ok), "+m"(*(struct u128 *)(void *)s.p[0]), "+a"(e.lo),
+			       "+d"(e.hi)
 			     : "b"(d.lo), "c"(d.hi)
 			     : "memory", "cc");
 	memcpy(expected, &e, 16);
@@ -224,8 +227,9 @@ static int cb_sysreg(void *ctx, enum emul_sysreg reg, bool set, uint64_t *val)
 	case EMUL_SYS_RDRAND:
 	case EMUL_SYS_RDSEED:
 		/* The kernel's pool: never blocks; when it has nothing, the guest sees CF=0. */
-		return getrandom(val, sizeof(*val), GRND_NONBLOCK) == (ssize_t)sizeof(*val) ? 0
-											  : -EAGAIN;
+		return getrandom(val, sizeof(*val), GRND_NONBLOCK) == (ssize_t)sizeof(*val)
+			   ? 0
+			   : -EAGAIN;
 	}
 	return -ENOTSUP;
 }
@@ -272,7 +276,8 @@ static int fetch_insn(const struct vctx *x, const struct kvm_run *run, const str
 	uint64_t lin = x->mode == EMUL_MODE_64 ? rip : (uint32_t)(sr->cs.base + rip);
 	*n = 0;
 	while (*n < EMUL_MAX_INSN) {
-		unsigned chunk = (unsigned)MIN((uint64_t)(EMUL_MAX_INSN - *n), GPAGE - (lin & (GPAGE - 1)));
+		unsigned chunk =
+		    (unsigned)MIN((uint64_t)(EMUL_MAX_INSN - *n), GPAGE - (lin & (GPAGE - 1)));
 		uint64_t gpa;
 		const uint8_t *p;
 		if (kvm_vcpu_translate(x->v, lin, &gpa) || !(p = gmem_ptr(x->m, gpa, chunk)))
@@ -313,8 +318,10 @@ static void regs_to_kvm(struct kvm_regs *k, const struct emul_regs *e)
  */
 static int inject(struct kvm_vcpu *v, enum emul_action a)
 {
-	static const uint8_t vector[] = {
-		[EMUL_INJECT_BP] = 3, [EMUL_INJECT_UD] = 6, [EMUL_INJECT_NM] = 7, [EMUL_INJECT_GP] = 13};
+	static const uint8_t vector[] = {[EMUL_INJECT_BP] = 3,
+					 [EMUL_INJECT_UD] = 6,
+					 [EMUL_INJECT_NM] = 7,
+					 [EMUL_INJECT_GP] = 13};
 	struct kvm_vcpu_events ev;
 	int r = kvm_vcpu_get_events(v, &ev);
 	if (r)
@@ -331,6 +338,17 @@ static int inject(struct kvm_vcpu *v, enum emul_action a)
 	return kvm_vcpu_set_events(v, &ev);
 }
 
+static int inject_cancel(struct kvm_vcpu *v)
+{
+	struct kvm_vcpu_events ev;
+	int r = kvm_vcpu_get_events(v, &ev);
+	if (r)
+		return r;
+	ev.exception.injected = 0;
+	ev.flags = 0;
+	return kvm_vcpu_set_events(v, &ev);
+}
+
 static void log_failure(const struct kvm_vcpu *v, uint64_t rip, const uint8_t *insn, unsigned n,
 			int err)
 {
@@ -344,7 +362,7 @@ static void log_failure(const struct kvm_vcpu *v, uint64_t rip, const uint8_t *i
 int kvm_vcpu_complete_emulation(struct kvm_vcpu *v, const struct gmem *m, struct emul_stats *st)
 {
 	struct kvm_run *run = v->run;
-	struct kvm_regs kr, saved;
+	struct kvm_regs kr;
 	struct kvm_sregs sr;
 	struct emul_regs er;
 	struct emul_result res;
@@ -355,30 +373,36 @@ int kvm_vcpu_complete_emulation(struct kvm_vcpu *v, const struct gmem *m, struct
 	if (run->exit_reason != KVM_EXIT_INTERNAL_ERROR ||
 	    run->internal.suberror != KVM_INTERNAL_ERROR_EMULATION)
 		return -EINVAL;
+	const uint64_t sync_bits = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS;
+	const bool sync = (run->kvm_valid_regs & sync_bits) == sync_bits;
 	memset(&kr, 0, sizeof(kr));
-	r = kvm_vcpu_get_regs(v, &kr);
-	if (!r)
-		r = kvm_vcpu_get_sregs(v, &sr);
-	if (r)
-		goto fail;
-	saved = kr;
+	if (sync) { /* KVM already put them in kvm_run: two ioctls saved */
+		kr = run->s.regs.regs;
+		sr = run->s.regs.sregs;
+	} else {
+		r = kvm_vcpu_get_regs(v, &kr);
+		if (!r)
+			r = kvm_vcpu_get_sregs(v, &sr);
+		if (r)
+			goto fail;
+	}
 	struct vctx x = {
-		.v = v,
-		.m = m,
-		.mode = emul_mode_from_cpu(sr.cr0 & 1, sr.efer & EFER_LMA, sr.cs.l, sr.cs.db),
+	    .v = v,
+	    .m = m,
+	    .mode = emul_mode_from_cpu(sr.cr0 & 1, sr.efer & EFER_LMA, sr.cs.l, sr.cs.db),
 	};
 	const struct emul_env env = {
-		.mode = x.mode,
-		.features = emul_host_features(),
-		.seg_base = {sr.es.base, sr.cs.base, sr.ss.base, sr.ds.base, sr.fs.base, sr.gs.base},
-		.cr0 = sr.cr0,
-		.cr4 = sr.cr4,
-		.cpl = (sr.cr0 & 1) ? sr.ss.dpl : 0,
-		.ctx = &x,
-		.read = cb_read,
-		.write = cb_write,
-		.cmpxchg = cb_cmpxchg,
-		.sysreg = cb_sysreg,
+	    .mode = x.mode,
+	    .features = emul_host_features(),
+	    .seg_base = {sr.es.base, sr.cs.base, sr.ss.base, sr.ds.base, sr.fs.base, sr.gs.base},
+	    .cr0 = sr.cr0,
+	    .cr4 = sr.cr4,
+	    .cpl = (sr.cr0 & 1) ? sr.ss.dpl : 0,
+	    .ctx = &x,
+	    .read = cb_read,
+	    .write = cb_write,
+	    .cmpxchg = cb_cmpxchg,
+	    .sysreg = cb_sysreg,
 	};
 	r = fetch_insn(&x, run, &sr, kr.rip, insn, &n);
 	if (r)
@@ -387,18 +411,20 @@ int kvm_vcpu_complete_emulation(struct kvm_vcpu *v, const struct gmem *m, struct
 	r = emul_run(insn, n, &env, &er, &res);
 	if (r)
 		goto fail;
-	if (res.action == EMUL_DONE || res.action == EMUL_INJECT_BP) {
-		regs_to_kvm(&kr, &er);
-		r = kvm_vcpu_set_regs(v, &kr);
+	if (res.action != EMUL_DONE) {
+		r = inject(v, res.action); /* first: nothing to undo when it fails */
 		if (r)
 			goto fail;
 	}
-	if (res.action != EMUL_DONE) {
-		r = inject(v, res.action);
-		if (r) {
-			if (res.action == EMUL_INJECT_BP && kvm_vcpu_set_regs(v, &saved))
-				vwarn("vCPU %u: cannot restore registers after a failed #BP", v->id);
-			goto fail;
+	if (res.action == EMUL_DONE || res.action == EMUL_INJECT_BP) {
+		regs_to_kvm(&kr, &er);
+		if (sync) { /* written back by the next KVM_RUN */
+			run->s.regs.regs = kr;
+			run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
+		} else {
+			r = kvm_vcpu_set_regs(v, &kr);
+			if (r)
+				goto fail_regs;
 		}
 	}
 	if (res.action == EMUL_DONE || res.action == EMUL_INJECT_BP)
@@ -406,6 +432,10 @@ int kvm_vcpu_complete_emulation(struct kvm_vcpu *v, const struct gmem *m, struct
 	else
 		__atomic_fetch_add(&st->injected, 1, __ATOMIC_RELAXED);
 	return 0;
+fail_regs:
+	/* #BP already injected but RIP not advanced: take the exception back. */
+	if (res.action == EMUL_INJECT_BP && inject_cancel(v))
+		vwarn("vCPU %u: cannot withdraw #BP after a failed register write", v->id);
 fail:
 	emul_stats_fail(st);
 	log_failure(v, kr.rip, insn, n, r);

@@ -17,6 +17,10 @@
  * not checked for memory operands (KVM_TRANSLATE does not report them); RFLAGS.TF single-step
  * and the STI/MOV SS interrupt shadow are not advanced over an emulated instruction.
  *
+ * Registers come from kvm_run (s.regs, written back through kvm_dirty_regs) when the run loop
+ * set kvm_valid_regs to KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS (KVM_CAP_SYNC_REGS), else from
+ * KVM_GET_REGS/KVM_GET_SREGS/KVM_SET_REGS: on the nested build hosts each ioctl costs ~4 us.
+ *
  * Thread safety: one call per vCPU thread at a time; the statistics are shared atomics.
  */
 #ifndef VIREO_KVM_EMULATE_VCPU_H

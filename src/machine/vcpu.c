@@ -113,17 +113,18 @@ static int vcpu_setup_msrs(struct vcpu *v)
 		/* MTRRs enabled, default type write-back: Linux then maps RAM WB. */
 		{MSR_MTRR_DEF_TYPE, (1u << 11) | 6},
 	};
-	struct {
+	/* struct kvm_msrs ends in a flexible array: build it in an aligned buffer. */
+	union {
 		struct kvm_msrs hdr;
-		struct kvm_msr_entry e[ARRAY_SIZE(init)];
-	} msrs;
-	memset(&msrs, 0, sizeof(msrs));
-	msrs.hdr.nmsrs = ARRAY_SIZE(init);
+		uint8_t raw[sizeof(struct kvm_msrs) + ARRAY_SIZE(init) * sizeof(struct kvm_msr_entry)];
+	} buf;
+	memset(&buf, 0, sizeof(buf));
+	buf.hdr.nmsrs = ARRAY_SIZE(init);
 	for (size_t i = 0; i < ARRAY_SIZE(init); i++) {
-		msrs.e[i].index = init[i].index;
-		msrs.e[i].data = init[i].value;
+		buf.hdr.entries[i].index = init[i].index;
+		buf.hdr.entries[i].data = init[i].value;
 	}
-	return kvm_vcpu_set_msrs(&v->kvm, &msrs.hdr);
+	return kvm_vcpu_set_msrs(&v->kvm, &buf.hdr);
 }
 
 static int vcpu_setup_fpu(struct vcpu *v)

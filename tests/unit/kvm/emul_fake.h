@@ -79,12 +79,24 @@ static inline int fake_sysreg(void *ctx, enum emul_sysreg reg, bool set, uint64_
 	struct fake *f = ctx;
 	uint64_t *slot = NULL;
 	switch (reg) {
-	case EMUL_SYS_XCR0: slot = &f->xcr0; break;
-	case EMUL_SYS_TSC: slot = &f->tsc; break;
-	case EMUL_SYS_TSC_AUX: slot = &f->tsc_aux; break;
-	case EMUL_SYS_FCW: slot = &f->fcw; break;
-	case EMUL_SYS_FSW: slot = &f->fsw; break;
-	case EMUL_SYS_MXCSR: slot = &f->mxcsr; break;
+	case EMUL_SYS_XCR0:
+		slot = &f->xcr0;
+		break;
+	case EMUL_SYS_TSC:
+		slot = &f->tsc;
+		break;
+	case EMUL_SYS_TSC_AUX:
+		slot = &f->tsc_aux;
+		break;
+	case EMUL_SYS_FCW:
+		slot = &f->fcw;
+		break;
+	case EMUL_SYS_FSW:
+		slot = &f->fsw;
+		break;
+	case EMUL_SYS_MXCSR:
+		slot = &f->mxcsr;
+		break;
 	case EMUL_SYS_RDRAND:
 	case EMUL_SYS_RDSEED:
 		f->sys_gets++;

@@ -69,69 +69,72 @@ struct vec {
 };
 
 #define V(name, need, flags, mem, ...)                                                             \
-	{name, {__VA_ARGS__}, sizeof((const uint8_t[]){__VA_ARGS__}), need, flags, mem}
+	{                                                                                          \
+		name, {__VA_ARGS__}, sizeof((const uint8_t[]){__VA_ARGS__}), need, flags, mem      \
+	}
 #define BLS (SF | ZF | CF | OF)
 static const struct vec vecs[] = {
-	V("popcnt eax,ebx", EMUL_F_POPCNT, ARITH, false, 0xf3, 0x0f, 0xb8, 0xc3),
-	V("popcnt rax,r9", EMUL_F_POPCNT, ARITH, false, 0xf3, 0x49, 0x0f, 0xb8, 0xc1),
-	V("popcnt r10w,cx", EMUL_F_POPCNT, ARITH, false, 0x66, 0xf3, 0x44, 0x0f, 0xb8, 0xd1),
-	V("popcnt r11,[rsi+rcx*8+16]", EMUL_F_POPCNT, ARITH, true, 0xf3, 0x4c, 0x0f, 0xb8, 0x5c, 0xce, 0x10),
-	V("lzcnt eax,ebx", EMUL_F_LZCNT, CF | ZF, false, 0xf3, 0x0f, 0xbd, 0xc3),
-	V("lzcnt rax,r9", EMUL_F_LZCNT, CF | ZF, false, 0xf3, 0x49, 0x0f, 0xbd, 0xc1),
-	V("lzcnt cx,dx", EMUL_F_LZCNT, CF | ZF, false, 0x66, 0xf3, 0x0f, 0xbd, 0xca),
-	V("tzcnt eax,ebx", EMUL_F_BMI1, CF | ZF, false, 0xf3, 0x0f, 0xbc, 0xc3),
-	V("tzcnt r12,r13", EMUL_F_BMI1, CF | ZF, false, 0xf3, 0x4d, 0x0f, 0xbc, 0xe5),
-	V("tzcnt cx,dx", EMUL_F_BMI1, CF | ZF, false, 0x66, 0xf3, 0x0f, 0xbc, 0xca),
-	V("andn eax,ebx,ecx", EMUL_F_BMI1, BLS, false, 0xc4, 0xe2, 0x60, 0xf2, 0xc1),
-	V("andn r8,r9,r10", EMUL_F_BMI1, BLS, false, 0xc4, 0x42, 0xb0, 0xf2, 0xc2),
-	V("andn rax,rbx,[rsi]", EMUL_F_BMI1, BLS, true, 0xc4, 0xe2, 0xe0, 0xf2, 0x06),
-	V("bextr eax,ebx,ecx", EMUL_F_BMI1, ZF | CF | OF, false, 0xc4, 0xe2, 0x70, 0xf7, 0xc3),
-	V("bextr r8,r9,r10", EMUL_F_BMI1, ZF | CF | OF, false, 0xc4, 0x42, 0xa8, 0xf7, 0xc1),
-	V("blsi eax,ebx", EMUL_F_BMI1, BLS, false, 0xc4, 0xe2, 0x78, 0xf3, 0xdb),
-	V("blsi r8,r9", EMUL_F_BMI1, BLS, false, 0xc4, 0xc2, 0xb8, 0xf3, 0xd9),
-	V("blsmsk ecx,edx", EMUL_F_BMI1, BLS, false, 0xc4, 0xe2, 0x70, 0xf3, 0xd2),
-	V("blsmsk r10,r11", EMUL_F_BMI1, BLS, false, 0xc4, 0xc2, 0xa8, 0xf3, 0xd3),
-	V("blsr esi,edi", EMUL_F_BMI1, BLS, false, 0xc4, 0xe2, 0x48, 0xf3, 0xcf),
-	V("blsr r12,r13", EMUL_F_BMI1, BLS, false, 0xc4, 0xc2, 0x98, 0xf3, 0xcd),
-	V("bzhi eax,ebx,ecx", EMUL_F_BMI2, BLS, false, 0xc4, 0xe2, 0x70, 0xf5, 0xc3),
-	V("bzhi r8,r9,r10", EMUL_F_BMI2, BLS, false, 0xc4, 0x42, 0xa8, 0xf5, 0xc1),
-	V("mulx eax,ebx,ecx", EMUL_F_BMI2, ARITH, false, 0xc4, 0xe2, 0x63, 0xf6, 0xc1),
-	V("mulx r8,r9,r10", EMUL_F_BMI2, ARITH, false, 0xc4, 0x42, 0xb3, 0xf6, 0xc2),
-	V("mulx rax,rax,rbx", EMUL_F_BMI2, ARITH, false, 0xc4, 0xe2, 0xfb, 0xf6, 0xc3),
-	V("pdep eax,ebx,ecx", EMUL_F_BMI2, ARITH, false, 0xc4, 0xe2, 0x63, 0xf5, 0xc1),
-	V("pdep r8,r9,r10", EMUL_F_BMI2, ARITH, false, 0xc4, 0x42, 0xb3, 0xf5, 0xc2),
-	V("pext eax,ebx,ecx", EMUL_F_BMI2, ARITH, false, 0xc4, 0xe2, 0x62, 0xf5, 0xc1),
-	V("pext r8,r9,r10", EMUL_F_BMI2, ARITH, false, 0xc4, 0x42, 0xb2, 0xf5, 0xc2),
-	V("rorx eax,ebx,5", EMUL_F_BMI2, ARITH, false, 0xc4, 0xe3, 0x7b, 0xf0, 0xc3, 0x05),
-	V("rorx r8,r9,63", EMUL_F_BMI2, ARITH, false, 0xc4, 0x43, 0xfb, 0xf0, 0xc1, 0x3f),
-	V("rorx eax,ebx,33", EMUL_F_BMI2, ARITH, false, 0xc4, 0xe3, 0x7b, 0xf0, 0xc3, 0x21),
-	V("sarx eax,ebx,ecx", EMUL_F_BMI2, ARITH, false, 0xc4, 0xe2, 0x72, 0xf7, 0xc3),
-	V("sarx r8,r9,r10", EMUL_F_BMI2, ARITH, false, 0xc4, 0x42, 0xaa, 0xf7, 0xc1),
-	V("shlx eax,ebx,ecx", EMUL_F_BMI2, ARITH, false, 0xc4, 0xe2, 0x71, 0xf7, 0xc3),
-	V("shlx r8,r9,r10", EMUL_F_BMI2, ARITH, false, 0xc4, 0x42, 0xa9, 0xf7, 0xc1),
-	V("shrx eax,ebx,ecx", EMUL_F_BMI2, ARITH, false, 0xc4, 0xe2, 0x73, 0xf7, 0xc3),
-	V("shrx r8,r9,r10", EMUL_F_BMI2, ARITH, false, 0xc4, 0x42, 0xab, 0xf7, 0xc1),
-	V("crc32 eax,bl", EMUL_F_SSE42, ARITH, false, 0xf2, 0x0f, 0x38, 0xf0, 0xc3),
-	V("crc32 eax,bx", EMUL_F_SSE42, ARITH, false, 0x66, 0xf2, 0x0f, 0x38, 0xf1, 0xc3),
-	V("crc32 eax,ebx", EMUL_F_SSE42, ARITH, false, 0xf2, 0x0f, 0x38, 0xf1, 0xc3),
-	V("crc32 rax,rbx", EMUL_F_SSE42, ARITH, false, 0xf2, 0x48, 0x0f, 0x38, 0xf1, 0xc3),
-	V("crc32 eax,sil", EMUL_F_SSE42, ARITH, false, 0xf2, 0x40, 0x0f, 0x38, 0xf0, 0xc6),
-	V("crc32 eax,bh", EMUL_F_SSE42, ARITH, false, 0xf2, 0x0f, 0x38, 0xf0, 0xc7),
-	V("crc32 rax,byte [rsi]", EMUL_F_SSE42, ARITH, true, 0xf2, 0x48, 0x0f, 0x38, 0xf0, 0x06),
-	V("adcx eax,ebx", EMUL_F_ADX, ARITH, false, 0x66, 0x0f, 0x38, 0xf6, 0xc3),
-	V("adcx r8,r9", EMUL_F_ADX, ARITH, false, 0x66, 0x4d, 0x0f, 0x38, 0xf6, 0xc1),
-	V("adox eax,ebx", EMUL_F_ADX, ARITH, false, 0xf3, 0x0f, 0x38, 0xf6, 0xc3),
-	V("adox r8,r9", EMUL_F_ADX, ARITH, false, 0xf3, 0x4d, 0x0f, 0x38, 0xf6, 0xc1),
-	V("movbe eax,[rsi]", EMUL_F_MOVBE, ARITH, true, 0x0f, 0x38, 0xf0, 0x06),
-	V("movbe [rsi+8],rax", EMUL_F_MOVBE, ARITH, true, 0x48, 0x0f, 0x38, 0xf1, 0x46, 0x08),
-	V("movbe cx,[rsi+2]", EMUL_F_MOVBE, ARITH, true, 0x66, 0x0f, 0x38, 0xf0, 0x4e, 0x02),
-	V("movbe r9,[rsi]", EMUL_F_MOVBE, ARITH, true, 0x4c, 0x0f, 0x38, 0xf0, 0x0e),
+    V("popcnt eax,ebx", EMUL_F_POPCNT, ARITH, false, 0xf3, 0x0f, 0xb8, 0xc3),
+    V("popcnt rax,r9", EMUL_F_POPCNT, ARITH, false, 0xf3, 0x49, 0x0f, 0xb8, 0xc1),
+    V("popcnt r10w,cx", EMUL_F_POPCNT, ARITH, false, 0x66, 0xf3, 0x44, 0x0f, 0xb8, 0xd1),
+    V("popcnt r11,[rsi+rcx*8+16]", EMUL_F_POPCNT, ARITH, true, 0xf3, 0x4c, 0x0f, 0xb8, 0x5c, 0xce,
+      0x10),
+    V("lzcnt eax,ebx", EMUL_F_LZCNT, CF | ZF, false, 0xf3, 0x0f, 0xbd, 0xc3),
+    V("lzcnt rax,r9", EMUL_F_LZCNT, CF | ZF, false, 0xf3, 0x49, 0x0f, 0xbd, 0xc1),
+    V("lzcnt cx,dx", EMUL_F_LZCNT, CF | ZF, false, 0x66, 0xf3, 0x0f, 0xbd, 0xca),
+    V("tzcnt eax,ebx", EMUL_F_BMI1, CF | ZF, false, 0xf3, 0x0f, 0xbc, 0xc3),
+    V("tzcnt r12,r13", EMUL_F_BMI1, CF | ZF, false, 0xf3, 0x4d, 0x0f, 0xbc, 0xe5),
+    V("tzcnt cx,dx", EMUL_F_BMI1, CF | ZF, false, 0x66, 0xf3, 0x0f, 0xbc, 0xca),
+    V("andn eax,ebx,ecx", EMUL_F_BMI1, BLS, false, 0xc4, 0xe2, 0x60, 0xf2, 0xc1),
+    V("andn r8,r9,r10", EMUL_F_BMI1, BLS, false, 0xc4, 0x42, 0xb0, 0xf2, 0xc2),
+    V("andn rax,rbx,[rsi]", EMUL_F_BMI1, BLS, true, 0xc4, 0xe2, 0xe0, 0xf2, 0x06),
+    V("bextr eax,ebx,ecx", EMUL_F_BMI1, ZF | CF | OF, false, 0xc4, 0xe2, 0x70, 0xf7, 0xc3),
+    V("bextr r8,r9,r10", EMUL_F_BMI1, ZF | CF | OF, false, 0xc4, 0x42, 0xa8, 0xf7, 0xc1),
+    V("blsi eax,ebx", EMUL_F_BMI1, BLS, false, 0xc4, 0xe2, 0x78, 0xf3, 0xdb),
+    V("blsi r8,r9", EMUL_F_BMI1, BLS, false, 0xc4, 0xc2, 0xb8, 0xf3, 0xd9),
+    V("blsmsk ecx,edx", EMUL_F_BMI1, BLS, false, 0xc4, 0xe2, 0x70, 0xf3, 0xd2),
+    V("blsmsk r10,r11", EMUL_F_BMI1, BLS, false, 0xc4, 0xc2, 0xa8, 0xf3, 0xd3),
+    V("blsr esi,edi", EMUL_F_BMI1, BLS, false, 0xc4, 0xe2, 0x48, 0xf3, 0xcf),
+    V("blsr r12,r13", EMUL_F_BMI1, BLS, false, 0xc4, 0xc2, 0x98, 0xf3, 0xcd),
+    V("bzhi eax,ebx,ecx", EMUL_F_BMI2, BLS, false, 0xc4, 0xe2, 0x70, 0xf5, 0xc3),
+    V("bzhi r8,r9,r10", EMUL_F_BMI2, BLS, false, 0xc4, 0x42, 0xa8, 0xf5, 0xc1),
+    V("mulx eax,ebx,ecx", EMUL_F_BMI2, ARITH, false, 0xc4, 0xe2, 0x63, 0xf6, 0xc1),
+    V("mulx r8,r9,r10", EMUL_F_BMI2, ARITH, false, 0xc4, 0x42, 0xb3, 0xf6, 0xc2),
+    V("mulx rax,rax,rbx", EMUL_F_BMI2, ARITH, false, 0xc4, 0xe2, 0xfb, 0xf6, 0xc3),
+    V("pdep eax,ebx,ecx", EMUL_F_BMI2, ARITH, false, 0xc4, 0xe2, 0x63, 0xf5, 0xc1),
+    V("pdep r8,r9,r10", EMUL_F_BMI2, ARITH, false, 0xc4, 0x42, 0xb3, 0xf5, 0xc2),
+    V("pext eax,ebx,ecx", EMUL_F_BMI2, ARITH, false, 0xc4, 0xe2, 0x62, 0xf5, 0xc1),
+    V("pext r8,r9,r10", EMUL_F_BMI2, ARITH, false, 0xc4, 0x42, 0xb2, 0xf5, 0xc2),
+    V("rorx eax,ebx,5", EMUL_F_BMI2, ARITH, false, 0xc4, 0xe3, 0x7b, 0xf0, 0xc3, 0x05),
+    V("rorx r8,r9,63", EMUL_F_BMI2, ARITH, false, 0xc4, 0x43, 0xfb, 0xf0, 0xc1, 0x3f),
+    V("rorx eax,ebx,33", EMUL_F_BMI2, ARITH, false, 0xc4, 0xe3, 0x7b, 0xf0, 0xc3, 0x21),
+    V("sarx eax,ebx,ecx", EMUL_F_BMI2, ARITH, false, 0xc4, 0xe2, 0x72, 0xf7, 0xc3),
+    V("sarx r8,r9,r10", EMUL_F_BMI2, ARITH, false, 0xc4, 0x42, 0xaa, 0xf7, 0xc1),
+    V("shlx eax,ebx,ecx", EMUL_F_BMI2, ARITH, false, 0xc4, 0xe2, 0x71, 0xf7, 0xc3),
+    V("shlx r8,r9,r10", EMUL_F_BMI2, ARITH, false, 0xc4, 0x42, 0xa9, 0xf7, 0xc1),
+    V("shrx eax,ebx,ecx", EMUL_F_BMI2, ARITH, false, 0xc4, 0xe2, 0x73, 0xf7, 0xc3),
+    V("shrx r8,r9,r10", EMUL_F_BMI2, ARITH, false, 0xc4, 0x42, 0xab, 0xf7, 0xc1),
+    V("crc32 eax,bl", EMUL_F_SSE42, ARITH, false, 0xf2, 0x0f, 0x38, 0xf0, 0xc3),
+    V("crc32 eax,bx", EMUL_F_SSE42, ARITH, false, 0x66, 0xf2, 0x0f, 0x38, 0xf1, 0xc3),
+    V("crc32 eax,ebx", EMUL_F_SSE42, ARITH, false, 0xf2, 0x0f, 0x38, 0xf1, 0xc3),
+    V("crc32 rax,rbx", EMUL_F_SSE42, ARITH, false, 0xf2, 0x48, 0x0f, 0x38, 0xf1, 0xc3),
+    V("crc32 eax,sil", EMUL_F_SSE42, ARITH, false, 0xf2, 0x40, 0x0f, 0x38, 0xf0, 0xc6),
+    V("crc32 eax,bh", EMUL_F_SSE42, ARITH, false, 0xf2, 0x0f, 0x38, 0xf0, 0xc7),
+    V("crc32 rax,byte [rsi]", EMUL_F_SSE42, ARITH, true, 0xf2, 0x48, 0x0f, 0x38, 0xf0, 0x06),
+    V("adcx eax,ebx", EMUL_F_ADX, ARITH, false, 0x66, 0x0f, 0x38, 0xf6, 0xc3),
+    V("adcx r8,r9", EMUL_F_ADX, ARITH, false, 0x66, 0x4d, 0x0f, 0x38, 0xf6, 0xc1),
+    V("adox eax,ebx", EMUL_F_ADX, ARITH, false, 0xf3, 0x0f, 0x38, 0xf6, 0xc3),
+    V("adox r8,r9", EMUL_F_ADX, ARITH, false, 0xf3, 0x4d, 0x0f, 0x38, 0xf6, 0xc1),
+    V("movbe eax,[rsi]", EMUL_F_MOVBE, ARITH, true, 0x0f, 0x38, 0xf0, 0x06),
+    V("movbe [rsi+8],rax", EMUL_F_MOVBE, ARITH, true, 0x48, 0x0f, 0x38, 0xf1, 0x46, 0x08),
+    V("movbe cx,[rsi+2]", EMUL_F_MOVBE, ARITH, true, 0x66, 0x0f, 0x38, 0xf0, 0x4e, 0x02),
+    V("movbe r9,[rsi]", EMUL_F_MOVBE, ARITH, true, 0x4c, 0x0f, 0x38, 0xf0, 0x0e),
 };
 
 /* Plain bsr/bsf (not emulated: KVM knows them), the reference for the fallback test. */
 static const struct vec plain_scan[] = {
-	V("bsr rax,r9", 0, ZF, false, 0x49, 0x0f, 0xbd, 0xc1),
-	V("bsf eax,ebx", 0, ZF, false, 0x0f, 0xbc, 0xc3),
+    V("bsr rax,r9", 0, ZF, false, 0x49, 0x0f, 0xbd, 0xc1),
+    V("bsf eax,ebx", 0, ZF, false, 0x0f, 0xbc, 0xc3),
 };
 
 #define BUF 256
@@ -149,7 +152,8 @@ static int host_setup(void **state)
 	if (!h)
 		return -1;
 	h->page_size = (size_t)sysconf(_SC_PAGESIZE);
-	h->page = mmap(NULL, h->page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	h->page =
+	    mmap(NULL, h->page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (h->page == MAP_FAILED) {
 		free(h);
 		return -1;
@@ -188,14 +192,22 @@ static uint64_t pick(uint64_t *seed)
 {
 	uint64_t x = xrand(seed);
 	switch (x % 8) {
-	case 0: return 0;
-	case 1: return ~0ULL;
-	case 2: return 1ULL << (xrand(seed) % 64);
-	case 3: return xrand(seed) % 80;	       /* shift counts, indexes */
-	case 4: return xrand(seed) & 0x3f3f;	       /* bextr controls */
-	case 5: return (uint32_t)xrand(seed);	       /* upper half zero */
-	case 6: return xrand(seed) | 0x8000000000000000ULL; /* sign set */
-	default: return xrand(seed);
+	case 0:
+		return 0;
+	case 1:
+		return ~0ULL;
+	case 2:
+		return 1ULL << (xrand(seed) % 64);
+	case 3:
+		return xrand(seed) % 80; /* shift counts, indexes */
+	case 4:
+		return xrand(seed) & 0x3f3f; /* bextr controls */
+	case 5:
+		return (uint32_t)xrand(seed); /* upper half zero */
+	case 6:
+		return xrand(seed) | 0x8000000000000000ULL; /* sign set */
+	default:
+		return xrand(seed);
 	}
 }
 
@@ -288,7 +300,8 @@ static void test_fallback_vs_host(void **state)
 			host_build(h, plain->b, plain->n)(&hw);
 			fake_env(&env, &h->f, EMUL_MODE_64);
 			env.features = emul_host_features() & ~(EMUL_F_LZCNT | EMUL_F_BMI1);
-			assert_int_equal(emul_run(which ? tz : lz, which ? 4 : 5, &env, &em, &res), 0);
+			assert_int_equal(emul_run(which ? tz : lz, which ? 4 : 5, &env, &em, &res),
+					 0);
 			/* bsf/bsr with a zero source: destination unchanged on the CPUs we know. */
 			assert_memory_equal(hw.gpr, em.gpr, sizeof(hw.gpr));
 			assert_int_equal(hw.rflags & ZF, em.rflags & ZF);
@@ -312,9 +325,9 @@ static void test_host_features(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_host_features),
-		cmocka_unit_test(test_against_host),
-		cmocka_unit_test(test_fallback_vs_host),
+	    cmocka_unit_test(test_host_features),
+	    cmocka_unit_test(test_against_host),
+	    cmocka_unit_test(test_fallback_vs_host),
 	};
 	return cmocka_run_group_tests(tests, host_setup, host_teardown);
 }

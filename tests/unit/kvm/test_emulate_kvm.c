@@ -144,7 +144,8 @@ static uint64_t guest_addr(const uint8_t *start, const uint8_t *label)
 static void idt_gate(uint8_t *ram, unsigned vec, uint64_t handler)
 {
 	uint64_t *g = (uint64_t *)(void *)(ram + IDT + 16 * vec);
-	g[0] = (handler & 0xffff) | (0x08ULL << 16) | (0x8eULL << 40) | ((handler >> 16) & 0xffff) << 48;
+	g[0] = (handler & 0xffff) | (0x08ULL << 16) | (0x8eULL << 40) |
+	       ((handler >> 16) & 0xffff) << 48;
 	g[1] = handler >> 32;
 }
 
@@ -236,10 +237,15 @@ static void vm_run(struct vm *t, const uint8_t *start, const uint8_t *end)
 				snprintf(hex + 3 * k, sizeof(hex) - 3 * k, "%02x ",
 					 run->emulation_failure.insn_bytes[k]);
 			assert_int_equal(kvm_vcpu_get_regs(&t->cpu, &r), 0);
-			print_message("  internal error at %#llx: %s-> %s\n", (unsigned long long)r.rip,
-				      hex, dr >= 0 ? emul_kind_name(d.kind) : "unknown");
+			print_message("  internal error at %#llx: %s-> %s\n",
+				      (unsigned long long)r.rip, hex,
+				      dr >= 0 ? emul_kind_name(d.kind) : "unknown");
 			t->emul_exits++;
+			uint64_t injected = t->st.injected;
 			assert_int_equal(kvm_vcpu_complete_emulation(&t->cpu, &t->mem, &t->st), 0);
+			/* Registers went back through kvm_run (a fault injection writes none). */
+			if (run->kvm_valid_regs && t->st.injected == injected)
+				assert_true(run->kvm_dirty_regs & KVM_SYNC_X86_REGS);
 			continue;
 		}
 		assert_int_equal(kvm_vcpu_get_regs(&t->cpu, &r), 0);
@@ -265,12 +271,18 @@ static void report(struct vm *t)
 		      (unsigned long long)t->st.injected);
 }
 
+/* *state: use KVM_CAP_SYNC_REGS (registers in kvm_run) instead of register ioctls. */
 static void test_long_mode(void **state)
 {
-	(void)state;
+	const bool sync = *state != NULL;
 	struct vm *t = calloc(1, sizeof(*t));
 	assert_non_null(t);
 	vm_create(t, true);
+	if (sync) {
+		if (kvm_sys_check_ext(&t->sys, KVM_CAP_SYNC_REGS) <= 0)
+			skip();
+		t->cpu.run->kvm_valid_regs = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS;
+	}
 	for (unsigned v = 0; v < 32; v++)
 		idt_gate(t->ram, v, guest_addr(g64, g64_other));
 	idt_gate(t->ram, 3, guest_addr(g64, g64_bp));
@@ -292,7 +304,7 @@ static void test_long_mode(void **state)
 	assert_int_equal(slot(t, 1), 0x00ff00f0);	      /* andn */
 	assert_int_equal(slot(t, 2), 0xff);		      /* bzhi */
 	assert_int_equal(slot(t, 3), 1);		      /* mulx high */
-	assert_int_equal(slot(t, 4), 0x8000000000000000ULL); /* mulx low */
+	assert_int_equal(slot(t, 4), 0x8000000000000000ULL);  /* mulx low */
 	assert_int_equal(slot(t, 5), 0xf0);		      /* pdep */
 	assert_int_equal(slot(t, 6), 1);		      /* rorx */
 	assert_int_equal(slot(t, 7), 0xe3069283);	      /* crc32c("123456789") */
@@ -300,24 +312,24 @@ static void test_long_mode(void **state)
 	print_message("lzcnt(0x1234) in the guest: %llu (19 = lzcnt, 12 = bsr)\n",
 		      (unsigned long long)slot(t, 9));
 	assert_int_equal(slot(t, 10), guest_addr(g64, g64_after_int3)); /* #BP frame RIP */
-	assert_int_equal(slot(t, 11), 0);		      /* 0xffff...ff + 1 */
-	assert_int_equal(slot(t, 12), 0);		      /* one #UD */
-	assert_int_equal(slot(t, 13), 1);		      /* cmpxchg16b succeeded */
+	assert_int_equal(slot(t, 11), 0);				/* 0xffff...ff + 1 */
+	assert_int_equal(slot(t, 12), 0);				/* one #UD */
+	assert_int_equal(slot(t, 13), 1);				/* cmpxchg16b succeeded */
 	uint64_t cx[2];
 	memcpy(cx, t->ram + guest_addr(g64, g64_cx16), 16);
 	assert_int_equal(cx[0], 0x33);
 	assert_int_equal(cx[1], 0x44);
 	if (r == 0)
-		assert_int_equal(slot(t, 14), 0x42); /* rdtscp: TSC_AUX */
-	assert_int_equal(slot(t, 15) & 0xffff, 0x027f);	      /* fldcw + fnstcw */
-	assert_int_equal(slot(t, 16) & 0xffff, 0);	      /* fnstsw after fninit */
-	assert_int_equal(slot(t, 17) & 0xffffffff, 0x1fc0);   /* ldmxcsr + stmxcsr */
-	assert_int_equal(slot(t, 23) & 0xffffffff, 0x1fc0);   /* ... as fxsave sees it */
-	assert_true(slot(t, 18) <= 1);			      /* rdrand: CF */
-	assert_int_equal(slot(t, 19), 0x100000000ULL);	      /* adcx: 0, CF=1 */
-	assert_int_equal(slot(t, 20), 0xf8000000);	      /* sarx */
-	assert_int_equal(slot(t, 21), 0x18);		      /* blsr */
-	assert_int_equal(slot(t, 22), 0x67);		      /* bextr */
+		assert_int_equal(slot(t, 14), 0x42);	    /* rdtscp: TSC_AUX */
+	assert_int_equal(slot(t, 15) & 0xffff, 0x027f);	    /* fldcw + fnstcw */
+	assert_int_equal(slot(t, 16) & 0xffff, 0);	    /* fnstsw after fninit */
+	assert_int_equal(slot(t, 17) & 0xffffffff, 0x1fc0); /* ldmxcsr + stmxcsr */
+	assert_int_equal(slot(t, 23) & 0xffffffff, 0x1fc0); /* ... as fxsave sees it */
+	assert_true(slot(t, 18) <= 1);			    /* rdrand: CF */
+	assert_int_equal(slot(t, 19), 0x100000000ULL);	    /* adcx: 0, CF=1 */
+	assert_int_equal(slot(t, 20), 0xf8000000);	    /* sarx */
+	assert_int_equal(slot(t, 21), 0x18);		    /* blsr */
+	assert_int_equal(slot(t, 22), 0x67);		    /* bextr */
 	vm_destroy(t);
 	free(t);
 }
@@ -342,18 +354,20 @@ static void test_protected_mode(void **state)
 
 int main(void)
 {
+	static int sync_regs = 1;
 	struct kvm_sys s;
 	const char *missing = NULL;
 	int r = kvm_sys_open(&s, "/dev/kvm", &missing);
 	if (r) {
-		printf("SKIP: /dev/kvm not usable: %s%s%s\n", strerror(-r), missing ? ", missing " : "",
-		       missing ? missing : "");
+		printf("SKIP: /dev/kvm not usable: %s%s%s\n", strerror(-r),
+		       missing ? ", missing " : "", missing ? missing : "");
 		return 77;
 	}
 	kvm_sys_close(&s);
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_long_mode),
-		cmocka_unit_test(test_protected_mode),
+	    cmocka_unit_test_prestate(test_long_mode, NULL),
+	    cmocka_unit_test_prestate(test_long_mode, (void *)&sync_regs),
+	    cmocka_unit_test(test_protected_mode),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
