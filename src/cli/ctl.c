@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 
 int cli_ctl(int argc, char **argv)
@@ -41,10 +42,14 @@ int cli_ctl(int argc, char **argv)
 			close(fd);
 		return CLI_EXIT_ERROR;
 	}
+	/* A VMM that accepted but never answers must not hang the client. */
+	struct timeval tv = {.tv_sec = 5};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	char line[64];
 	snprintf(line, sizeof(line), "%s\n", argv[2]);
-	if (write(fd, line, strlen(line)) < 0) {
-		fprintf(stderr, "vireo: ctl: write: %s\n", strerror(errno));
+	if (send(fd, line, strlen(line), MSG_NOSIGNAL) < 0) {
+		fprintf(stderr, "vireo: ctl: cannot send to '%s': %s\n", argv[1], strerror(errno));
 		close(fd);
 		return CLI_EXIT_ERROR;
 	}
@@ -57,7 +62,7 @@ int cli_ctl(int argc, char **argv)
 	buf[got] = 0;
 	fputs(buf, stdout);
 	if (!got) {
-		fprintf(stderr, "vireo: ctl: no reply\n");
+		fprintf(stderr, "vireo: ctl: no reply from '%s'\n", argv[1]);
 		return CLI_EXIT_ERROR;
 	}
 	return strstr(buf, "\"ok\":false") ? CLI_EXIT_ERROR : CLI_EXIT_OK;

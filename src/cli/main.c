@@ -7,6 +7,7 @@
 #include "cli/cli.h"
 #include "vireo-config.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -27,6 +28,8 @@ int main(int argc, char **argv)
 		usage_main(stderr);
 		return CLI_EXIT_USAGE;
 	}
+	/* Broken pipes (a closed console or socket) are errors to report, not a reason to die. */
+	signal(SIGPIPE, SIG_IGN);
 	const char *cmd = argv[1];
 	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
 		usage_main(stdout);

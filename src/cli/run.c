@@ -163,11 +163,16 @@ int cli_run(int argc, char **argv)
 			cfg.cmdline = optarg;
 			break;
 		case OPT_CPUS:
-			r = parse_u64(optarg, 1, UINT32_MAX, &v);
+			r = parse_u64(optarg, 0, UINT64_MAX, &v);
 			if (r == -ERANGE)
-				return usage_error("--cpus '%s': must be at least 1", optarg);
+				return usage_error("--cpus '%s': number too large", optarg);
 			if (r)
 				return usage_error("--cpus '%s': not a positive integer", optarg);
+			if (v == 0)
+				return usage_error("--cpus '%s': must be at least 1", optarg);
+			if (v > VM_MAX_CPUS)
+				return usage_error("--cpus '%s': too many vCPUs (Vireo supports at most "
+						   "255)", optarg);
 			cfg.cpus = (unsigned)v;
 			break;
 		case OPT_MEMORY:

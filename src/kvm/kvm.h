@@ -23,7 +23,8 @@ struct kvm_sys {
 };
 
 /* Opens path (normally "/dev/kvm"), checks the API version and the capabilities Vireo
- * needs. On -ENOTSUP, *missing names the missing capability. */
+ * needs. On -ENOTSUP, *missing names the missing capability; -ENODEV: path is not a KVM
+ * device. */
 int kvm_sys_open(struct kvm_sys *s, const char *path, const char **missing) WUR;
 void kvm_sys_close(struct kvm_sys *s);
 int kvm_sys_check_ext(const struct kvm_sys *s, long cap);

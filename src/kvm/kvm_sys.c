@@ -38,6 +38,11 @@ int kvm_sys_open(struct kvm_sys *s, const char *path, const char **missing)
 	if (s->fd < 0)
 		return -errno;
 	r = ioctl(s->fd, KVM_GET_API_VERSION, 0);
+	if (r < 0) {
+		/* Not a KVM device at all (a regular file, /dev/null, ...). */
+		r = -ENODEV;
+		goto fail;
+	}
 	if (r != KVM_API_VERSION) {
 		*missing = "KVM API version 12";
 		r = -ENOTSUP;

@@ -21,14 +21,14 @@
  */
 static struct termios console_saved_termios;
 static int console_tty_fd = -1;
-static int console_tty_active; /* atomic: raw mode is on and saved_termios is valid */
-static int console_tty_owned;  /* atomic: a console owns the terminal */
+static int console_tty_active;	       /* atomic: raw mode is on and saved_termios is valid */
+static int console_tty_owned;	       /* atomic: a console owns the terminal */
 static unsigned console_sig_installed; /* bit i: console_fatal_signals[i] is ours */
 static pthread_once_t console_atexit_once = PTHREAD_ONCE_INIT;
 
-static const int console_fatal_signals[] = {SIGHUP,  SIGINT,  SIGQUIT, SIGILL, SIGABRT,
-					    SIGFPE,  SIGSEGV, SIGBUS,  SIGPIPE, SIGTERM,
-					    SIGSYS,  SIGXCPU, SIGXFSZ};
+static const int console_fatal_signals[] = {SIGHUP, SIGINT,  SIGQUIT, SIGILL,  SIGABRT,
+					    SIGFPE, SIGSEGV, SIGBUS,  SIGPIPE, SIGTERM,
+					    SIGSYS, SIGXCPU, SIGXFSZ};
 
 void console_restore_terminal(void)
 {
@@ -119,7 +119,8 @@ static int console_tty_enter(int fd)
 	console_signals_install();
 
 	raw = console_saved_termios;
-	raw.c_iflag &= ~(tcflag_t)(IGNBRK | BRKINT | PARMRK | ISTRIP | INLCR | IGNCR | ICRNL | IXON);
+	raw.c_iflag &=
+	    ~(tcflag_t)(IGNBRK | BRKINT | PARMRK | ISTRIP | INLCR | IGNCR | ICRNL | IXON);
 	raw.c_oflag &= ~(tcflag_t)OPOST;
 	raw.c_lflag &= ~(tcflag_t)(ECHO | ECHONL | ICANON | ISIG | IEXTEN);
 	raw.c_cflag &= ~(tcflag_t)(CSIZE | PARENB);
@@ -236,7 +237,8 @@ static void console_pump(struct console *c)
 	pthread_mutex_lock(&c->lock);
 	for (;;) {
 		if (c->hold_off < c->hold_len) {
-			int n = uart_receive(c->uart, c->hold + c->hold_off, c->hold_len - c->hold_off);
+			int n =
+			    uart_receive(c->uart, c->hold + c->hold_off, c->hold_len - c->hold_off);
 			c->hold_off += (size_t)n;
 			if (c->hold_off < c->hold_len)
 				break; /* the UART's rx_ready brings us back */
@@ -253,15 +255,17 @@ static void console_pump(struct console *c)
 			break;
 		if (r <= 0) {
 			if (r < 0)
-				vwarn("console: reading input: %s; input closed", strerror((int)-r));
+				vwarn("console: reading input: %s; input closed",
+				      strerror((int)-r));
 			else
 				vinfo("console: end of input");
 			console_input_end(c);
 			break;
 		}
 		c->hold_len = console_esc_feed(&c->esc, buf, (size_t)r, c->hold, &quit);
+		/* On quit, what came before the escape still goes to the guest. */
 		if (quit)
-			console_input_end(c); /* what came before the escape still goes to the guest */
+			console_input_end(c);
 	}
 	call_quit = quit && !c->quit_called;
 	if (call_quit)
@@ -323,8 +327,8 @@ static void console_rx_ready(void *ctx)
 }
 
 static const struct uart_sink_ops console_uart_ops = {
-	.write = console_out_write,
-	.rx_ready = console_rx_ready,
+    .write = console_out_write,
+    .rx_ready = console_rx_ready,
 };
 
 int console_init(struct console *c, const struct console_config *cfg, struct uart8250 *uart,
@@ -359,7 +363,7 @@ int console_init(struct console *c, const struct console_config *cfg, struct uar
 	}
 	if (c->in_fd >= 0 && isatty(c->in_fd)) {
 		if (console_tty_background(c->in_fd)) {
-			vinfo("console: terminal is in use by another process group, not reading it");
+			vinfo("console: terminal belongs to another process group, not read");
 			c->in_fd = -1;
 		} else {
 			r = console_tty_enter(c->in_fd);

@@ -60,9 +60,9 @@ size_t console_esc_feed(struct console_esc *e, const uint8_t *in, size_t n, uint
 			bool *quit);
 
 struct console_config {
-	int in_fd;	 /* usually STDIN_FILENO; -1: no input */
-	int out_fd;	 /* usually STDOUT_FILENO; -1: discard output */
-	int escape;	 /* 1-255 (CONSOLE_ESCAPE_DEFAULT), or CONSOLE_ESCAPE_NONE */
+	int in_fd;		 /* usually STDIN_FILENO; -1: no input */
+	int out_fd;		 /* usually STDOUT_FILENO; -1: discard output */
+	int escape;		 /* 1-255 (CONSOLE_ESCAPE_DEFAULT), or CONSOLE_ESCAPE_NONE */
 	void (*quit)(void *ctx); /* escape + 'x'; called once, on the I/O thread */
 	void *quit_ctx;
 };
@@ -72,13 +72,13 @@ struct console {
 	struct evloop *loop;
 	pthread_mutex_t lock; /* input side */
 	int in_fd, out_fd;
-	int wake_fd;	   /* eventfd: the UART has room, or input must be pumped again */
+	int wake_fd;	    /* eventfd: the UART has room, or input must be pumped again */
 	bool in_registered; /* in_fd is in the event loop (edge-triggered) */
 	bool in_pollable;   /* false for regular files and /dev/null: read when there is room */
-	bool in_done;	   /* EOF, read error or quit: input is over */
-	bool owns_tty;	   /* put in_fd in raw mode */
+	bool in_done;	    /* EOF, read error or quit: input is over */
+	bool owns_tty;	    /* put in_fd in raw mode */
 	bool quit_called;
-	bool out_dead;	   /* atomic: output failed for good */
+	bool out_dead; /* atomic: output failed for good */
 	struct console_esc esc;
 	uint8_t hold[CONSOLE_BUF + 1]; /* filtered bytes the UART has not taken yet */
 	size_t hold_off, hold_len;

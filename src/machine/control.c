@@ -77,7 +77,7 @@ static void control_reply(int fd, const char *s)
 {
 	size_t len = strlen(s), off = 0;
 	while (off < len) {
-		ssize_t n = write(fd, s + off, len - off);
+		ssize_t n = send(fd, s + off, len - off, MSG_NOSIGNAL);
 		if (n <= 0)
 			return;
 		off += (size_t)n;

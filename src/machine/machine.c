@@ -255,6 +255,9 @@ int machine_create(struct machine **out, const struct vm_config *cfg, char *err,
 		set_err(err, errlen, "%s: KVM lacks a required capability: %s", cfg->kvm_path,
 			missing);
 		goto fail;
+	} else if (r == -ENODEV) {
+		set_err(err, errlen, "%s: not a KVM device", cfg->kvm_path);
+		goto fail;
 	} else if (r == -ENOENT) {
 		set_err(err, errlen, "%s: no such device (is the kvm module loaded?)", cfg->kvm_path);
 		goto fail;

@@ -394,7 +394,7 @@ void probe_main(const struct hvm_start_info *si)
 	run_case("notify bad queue", MAY_COMPLETE, 0, c_notify_bad_queue);
 	bad_ring_setup();
 	bad_queue_select();
-	flood(200);
+	flood(150);
 
 	setup("all cases");
 	sane_request("all cases");

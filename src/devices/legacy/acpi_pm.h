@@ -29,7 +29,13 @@
 #define ACPI_SLP_TYP_MASK 0x1c
 #define ACPI_WAK_STS 0x80
 
-enum acpi_pm_reg { ACPI_REG_SLEEP_CTL, ACPI_REG_SLEEP_STS, ACPI_REG_RESET, ACPI_REG_GED, ACPI_NR_REGS };
+enum acpi_pm_reg {
+	ACPI_REG_SLEEP_CTL,
+	ACPI_REG_SLEEP_STS,
+	ACPI_REG_RESET,
+	ACPI_REG_GED,
+	ACPI_NR_REGS
+};
 
 struct acpi_pm;
 /* The bus opaque of one register. */

@@ -8,14 +8,14 @@
 #include <errno.h>
 #include <string.h>
 
-#define CMOS_UIP_NS 244000L /* UIP is set this long before each update */
+#define CMOS_UIP_NS 244000L	/* UIP is set this long before each update */
 #define CMOS_REG_A_DEFAULT 0x26 /* 32.768 kHz time base, 1024 Hz periodic rate */
 #define CMOS_REG_B_DEFAULT CMOS_B_24H
 #define CMOS_OFFSET_MAX (1LL << 40) /* ~35000 years: far beyond what a guest can set */
 
-static const uint8_t cmos_clock_regs[] = {CMOS_SECONDS,	     CMOS_MINUTES, CMOS_HOURS,
-					  CMOS_DAY_OF_WEEK,  CMOS_DAY_OF_MONTH, CMOS_MONTH,
-					  CMOS_YEAR,	     CMOS_CENTURY};
+static const uint8_t cmos_clock_regs[] = {CMOS_SECONDS,	    CMOS_MINUTES,      CMOS_HOURS,
+					  CMOS_DAY_OF_WEEK, CMOS_DAY_OF_MONTH, CMOS_MONTH,
+					  CMOS_YEAR,	    CMOS_CENTURY};
 
 static void cmos_host_clock(void *ctx, struct timespec *now)
 {
@@ -233,7 +233,8 @@ static void cmos_pio_read(void *opaque, uint64_t off, void *data, unsigned len)
 	c->clock(c->clock_ctx, &now);
 	pthread_mutex_lock(&c->lock);
 	for (unsigned i = 0; i < len; i++)
-		p[i] = off + i == 1 ? cmos_data_read(c, &now) : 0xff; /* the index port is write-only */
+		p[i] = off + i == 1 ? cmos_data_read(c, &now)
+				    : 0xff; /* the index port is write-only */
 	pthread_mutex_unlock(&c->lock);
 }
 

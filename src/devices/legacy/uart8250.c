@@ -182,7 +182,7 @@ static void uart_reg_write(struct uart8250 *u, unsigned reg, uint8_t v)
 		}
 		if (uart_loop(u))
 			uart_rx_loop_char(u, v, false);
-		else
+		else if (u->tx_count < sizeof(u->tx)) /* always: full buffers are flushed */
 			u->tx[u->tx_count++] = v;
 		u->thr_ipending = true;
 		break;
@@ -193,7 +193,8 @@ static void uart_reg_write(struct uart8250 *u, unsigned reg, uint8_t v)
 		}
 		old = u->ier;
 		u->ier = v & UART_IER_MASK;
-		/* THR is always empty: enabling its interrupt makes it pending (Linux relies on it). */
+		/* THR is always empty: enabling its interrupt makes it pending (Linux relies on
+		 * it). */
 		if ((u->ier & UART_IER_THRI) && !(old & UART_IER_THRI))
 			u->thr_ipending = true;
 		else if (!(u->ier & UART_IER_THRI))
@@ -316,8 +317,8 @@ static void uart_pio_write(void *opaque, uint64_t off, const void *data, unsigne
 }
 
 static const struct bus_ops uart_bus_ops = {
-	.read = uart_pio_read,
-	.write = uart_pio_write,
+    .read = uart_pio_read,
+    .write = uart_pio_write,
 };
 
 static void uart_regs_reset(struct uart8250 *u)

@@ -133,7 +133,7 @@ struct uart8250 {
 	bool thr_ipending;
 	uint8_t rx[UART_FIFO_SIZE];
 	unsigned rx_head, rx_count;
-	uint8_t tx[2 * UART_FIFO_SIZE]; /* one access adds at most 8 before a flush check */
+	uint8_t tx[UART_FIFO_SIZE]; /* an access adds at most one byte, then flushes when full */
 	unsigned tx_count;
 	bool rx_want_space; /* uart_receive() refused bytes: call rx_ready when drained */
 	int irq_level;

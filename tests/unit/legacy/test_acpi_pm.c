@@ -157,12 +157,12 @@ static void test_save_load(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_s5, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_other_sleep_types, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reset_register, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ged, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_wide_access, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_save_load, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_s5, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_other_sleep_types, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reset_register, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_ged, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_wide_access, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_save_load, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

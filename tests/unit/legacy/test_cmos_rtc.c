@@ -100,13 +100,13 @@ static void test_binary(void **state)
 static void test_12h(void **state)
 {
 	struct t *t = *state;
-	wr(t, CMOS_REG_B, 0); /* BCD, 12 h */
+	wr(t, CMOS_REG_B, 0);				  /* BCD, 12 h */
 	assert_int_equal(rd(t, CMOS_HOURS), 0x80 | 0x01); /* 1 PM */
 	t->now.tv_sec = T_2024_02_29_003000;
 	assert_int_equal(rd(t, CMOS_HOURS), 0x12); /* 12 AM */
 	t->now.tv_sec = T_2024_02_29_120500;
 	assert_int_equal(rd(t, CMOS_HOURS), 0x80 | 0x12); /* 12 PM */
-	t->now.tv_sec = T_2024_02_29_134507 - 3 * 3600; /* 10:45 */
+	t->now.tv_sec = T_2024_02_29_134507 - 3 * 3600;	  /* 10:45 */
 	assert_int_equal(rd(t, CMOS_HOURS), 0x10);
 	wr(t, CMOS_REG_B, CMOS_B_DM_BINARY); /* binary, 12 h */
 	assert_int_equal(rd(t, CMOS_HOURS), 10);
@@ -296,15 +296,15 @@ static void test_host_clock(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_bcd_24h, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_binary, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_12h, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_uip, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_nmi_bit, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_set_time, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ram_and_mem_size, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_save_load, setup, teardown),
-		cmocka_unit_test(test_host_clock),
+	    cmocka_unit_test_setup_teardown(test_bcd_24h, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_binary, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_12h, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_uip, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_nmi_bit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_set_time, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_ram_and_mem_size, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_save_load, setup, teardown),
+	    cmocka_unit_test(test_host_clock),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

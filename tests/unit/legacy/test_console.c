@@ -60,7 +60,10 @@ static void test_esc_parser(void **state)
 	assert_int_equal(n, 2);
 	n = FEED(&e, "cd", out, &quit);
 	assert_int_equal(n, 3);
-	assert_memory_equal(out, "\x01" "cd", 3);
+	assert_memory_equal(out,
+			    "\x01"
+			    "cd",
+			    3);
 	n = FEED(&e, "\x01", out, &quit);
 	assert_int_equal(n, 0);
 	n = FEED(&e, "\x01", out, &quit);
@@ -150,7 +153,7 @@ static void base_teardown(struct t *t)
 static int con_start(struct t *t, int in_fd, int out_fd, int escape)
 {
 	struct console_config cfg = {
-		.in_fd = in_fd, .out_fd = out_fd, .escape = escape, .quit = on_quit, .quit_ctx = t};
+	    .in_fd = in_fd, .out_fd = out_fd, .escape = escape, .quit = on_quit, .quit_ctx = t};
 	return console_init(&t->con, &cfg, &t->u, &t->loop);
 }
 
@@ -183,7 +186,7 @@ static int teardown(void **state)
 static void run(struct t *t)
 {
 	for (int i = 0; i < 64; i++) {
-		int n = evloop_run_once(&t->loop, i == 0 ? 200 : 20);
+		int n = evloop_run_once(&t->loop, i == 0 ? 200 : 5);
 		assert_true(n >= 0);
 		if (n == 0)
 			return;
@@ -533,18 +536,18 @@ static void test_tty_restored_on_death(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_esc_parser),
-		cmocka_unit_test_setup_teardown(test_forward, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_backpressure, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_eof, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_quit, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_output, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_output_eagain, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_output_closed, setup, teardown),
-		cmocka_unit_test(test_devnull_and_closed),
-		cmocka_unit_test(test_regular_file),
-		cmocka_unit_test(test_tty_raw_and_restore),
-		cmocka_unit_test(test_tty_restored_on_death),
+	    cmocka_unit_test(test_esc_parser),
+	    cmocka_unit_test_setup_teardown(test_forward, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_backpressure, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_eof, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_quit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_output, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_output_eagain, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_output_closed, setup, teardown),
+	    cmocka_unit_test(test_devnull_and_closed),
+	    cmocka_unit_test(test_regular_file),
+	    cmocka_unit_test(test_tty_raw_and_restore),
+	    cmocka_unit_test(test_tty_restored_on_death),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

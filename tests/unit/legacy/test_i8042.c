@@ -134,10 +134,10 @@ static void test_save_load(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_status, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reset_command, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_output_port, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_save_load, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_status, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reset_command, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_output_port, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_save_load, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

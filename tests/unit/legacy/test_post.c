@@ -46,7 +46,7 @@ static void test_post(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_post),
+	    cmocka_unit_test(test_post),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
