@@ -45,6 +45,7 @@
 #define FADT_REVISION 6
 #define FADT_MINOR_VERSION 3
 #define FADT_SCI_INT 46
+#define FADT_CENTURY 108
 #define FADT_IAPC_BOOT_ARCH 109
 #define FADT_FLAGS 112
 #define FADT_RESET_REG 116
@@ -234,6 +235,8 @@ static void build_fadt(uint8_t *t, const struct acpi_config *cfg, uint64_t dsdt_
 	table_header(t, "FACP", FADT_SIZE, FADT_REVISION);
 	put_le(t + FADT_SCI_INT, GSI_SCI, 2);
 	put_le(t + FADT_IAPC_BOOT_ARCH, boot_arch, 2);
+	if (cfg->has_rtc)
+		t[FADT_CENTURY] = 0x32; /* CMOS century register (devices/legacy/cmos_rtc.h) */
 	put_le(t + FADT_FLAGS,
 	       FADT_F_WBINVD | FADT_F_PWR_BUTTON | FADT_F_SLP_BUTTON | FADT_F_RESET_REG_SUP |
 		   FADT_F_HW_REDUCED_ACPI,

@@ -153,6 +153,8 @@ static void dsdt_motherboard(struct aml *a, const struct acpi_config *cfg)
 }
 
 /* Device (name) { _HID EisaId(hid), _UID 0, _CRS { IO(port, port, 1, len), IRQNoFlags {irq} } } */
+#define DSDT_NO_IRQ (~0u)
+
 static void dsdt_isa_device(struct aml *a, const char *name, const char *hid, uint16_t port,
 			    uint8_t len, unsigned irq)
 {
@@ -164,7 +166,8 @@ static void dsdt_isa_device(struct aml *a, const char *name, const char *hid, ui
 	aml_name(a, "_CRS");
 	aml_rt_begin(a);
 	aml_rt_io(a, port, port, 1, len);
-	aml_rt_irq_noflags(a, irq);
+	if (irq != DSDT_NO_IRQ)
+		aml_rt_irq_noflags(a, irq);
 	aml_end(a);
 	aml_end(a);
 }
@@ -253,7 +256,9 @@ int acpi_dsdt_build(struct aml *a, const struct acpi_config *cfg)
 	if (cfg->has_com1)
 		dsdt_isa_device(a, "COM1", "PNP0501", PORT_COM1, 8, GSI_COM1);
 	if (cfg->has_rtc)
-		dsdt_isa_device(a, "RTC", "PNP0B00", PORT_CMOS, 2, GSI_RTC);
+		/* The RTC raises no interrupts: without an IRQ in _CRS, hwclock and Linux's
+		 * rtc-cmos poll instead of waiting for an update interrupt that never comes. */
+		dsdt_isa_device(a, "RTC", "PNP0B00", PORT_CMOS, 2, DSDT_NO_IRQ);
 	dsdt_power_button(a);
 	dsdt_cpus(a, cfg);
 	aml_end(a); /* \_SB */

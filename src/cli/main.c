@@ -7,6 +7,7 @@
 #include "cli/cli.h"
 #include "vireo-config.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,6 +28,12 @@ int main(int argc, char **argv)
 	if (argc < 2) {
 		usage_main(stderr);
 		return CLI_EXIT_USAGE;
+	}
+	/* Make sure fds 0-2 exist, so that no later open() (say /dev/kvm) lands on stdin and is
+	 * then read by the console, or on stdout and written by the guest. */
+	for (int fd = 0; fd < 3; fd++) {
+		if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY) < 0)
+			return CLI_EXIT_ERROR;
 	}
 	/* Broken pipes (a closed console or socket) are errors to report, not a reason to die. */
 	signal(SIGPIPE, SIG_IGN);

@@ -112,6 +112,31 @@ static unsigned order_base_2(unsigned x)
 	return n;
 }
 
+/*
+ * Leaves 0xB/0x1F describe the topology level by level (subleaf 0 = SMT, 1 = core, 2 =
+ * the invalid level that ends the list). Some hosts' KVM lists only subleaf 0; without the
+ * core level a guest would see each vCPU as its own package, contradicting leaves 1 and 4.
+ * The caller reserved room for 3 extra entries per leaf.
+ */
+static void cpuid_add_topology_leaves(struct kvm_cpuid2 *c, uint32_t leaf)
+{
+	bool present = false;
+	for (uint32_t i = 0; i < c->nent; i++)
+		present |= c->entries[i].function == leaf;
+	if (!present)
+		return;
+	for (uint32_t sub = 0; sub < 3; sub++) {
+		if (cpuid_find(c, leaf, sub) && (cpuid_find(c, leaf, sub)->flags &
+						 KVM_CPUID_FLAG_SIGNIFCANT_INDEX))
+			continue;
+		c->entries[c->nent++] = (struct kvm_cpuid_entry2){
+			.function = leaf,
+			.index = sub,
+			.flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
+		};
+	}
+}
+
 static void cpuid_set_topology(struct kvm_cpuid2 *c, unsigned apic_id, unsigned nr_vcpus)
 {
 	unsigned core_bits = order_base_2(nr_vcpus);
@@ -171,7 +196,8 @@ int cpuid_build(const struct kvm_cpuid2 *supported, const struct cpu_template *t
 {
 	if (!supported || !t || nr_vcpus == 0 || apic_id >= nr_vcpus)
 		return -EINVAL;
-	size_t sz = sizeof(*supported) + supported->nent * sizeof(supported->entries[0]);
+	/* Room for the topology subleaves KVM may not list (see cpuid_add_topology_leaves). */
+	size_t sz = sizeof(*supported) + (supported->nent + 6) * sizeof(supported->entries[0]);
 	struct kvm_cpuid2 *c = calloc(1, sz);
 	if (!c)
 		return -ENOMEM;
@@ -192,6 +218,8 @@ int cpuid_build(const struct kvm_cpuid2 *supported, const struct cpu_template *t
 			*reg_of(e, k->reg) &= ~k->clear;
 		}
 	}
+	cpuid_add_topology_leaves(c, 0xb);
+	cpuid_add_topology_leaves(c, 0x1f);
 	cpuid_set_topology(c, apic_id, nr_vcpus);
 	/* Make sure the KVM signature leaf is present and well-formed. */
 	struct kvm_cpuid_entry2 *sig = cpuid_find(c, 0x40000000, 0);

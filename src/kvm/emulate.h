@@ -82,6 +82,7 @@ enum {
 	EMUL_F_CX16 = 1u << 11,
 	EMUL_F_CLWB = 1u << 12,
 	EMUL_F_SSE = 1u << 13, /* ldmxcsr/stmxcsr */
+	EMUL_F_SMAP = 1u << 14, /* clac/stac */
 };
 
 /* System state read or written through emul_env.sysreg. */
@@ -124,7 +125,7 @@ struct emul_env {
 	X(XGETBV, "xgetbv") X(RDTSCP, "rdtscp") X(RDRAND, "rdrand") X(RDSEED, "rdseed")            \
 	X(CMPXCHG8B, "cmpxchg8b") X(CMPXCHG16B, "cmpxchg16b") X(FNSTSW, "fnstsw")                  \
 	X(FNSTCW, "fnstcw") X(FLDCW, "fldcw") X(FNCLEX, "fnclex") X(LDMXCSR, "ldmxcsr")            \
-	X(STMXCSR, "stmxcsr") X(CLWB, "clwb")
+	X(STMXCSR, "stmxcsr") X(CLWB, "clwb") X(CLAC, "clac") X(STAC, "stac")
 /* clang-format on */
 
 #define EMUL_KIND_ENUM(e, s) EMUL_K_##e,

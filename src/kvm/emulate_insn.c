@@ -14,6 +14,7 @@
 #define FL_ZF 0x040ULL
 #define FL_SF 0x080ULL
 #define FL_OF 0x800ULL
+#define FL_AC 0x40000ULL
 #define FL_ARITH (FL_CF | FL_PF | FL_AF | FL_ZF | FL_SF | FL_OF)
 
 #define CR0_MP (1ULL << 1)
@@ -31,7 +32,7 @@ EXEC(blsi); EXEC(blsmsk); EXEC(blsr); EXEC(bzhi); EXEC(mulx); EXEC(pdep); EXEC(p
 EXEC(rorx); EXEC(sarx); EXEC(shlx); EXEC(shrx); EXEC(movbe); EXEC(crc32); EXEC(adcx);
 EXEC(adox); EXEC(xgetbv); EXEC(rdtscp); EXEC(rdrand); EXEC(rdseed); EXEC(cmpxchg8b);
 EXEC(fnstsw); EXEC(fnstcw); EXEC(fldcw); EXEC(fnclex); EXEC(ldmxcsr); EXEC(stmxcsr);
-EXEC(clwb);
+EXEC(clwb); EXEC(clac); EXEC(stac);
 
 #define K(x) EMUL_K_##x
 const struct emul_op emul_optab[] = {
@@ -45,6 +46,8 @@ const struct emul_op emul_optab[] = {
 	{0, 0, 0xdf, P_NP, 4, 0, F_REG, K(FNSTSW), 0, x_fnstsw},
 	{0, 1, 0x01, P_NP, 2, 0, F_REG | F_NO66, K(XGETBV), EMUL_F_XSAVE, x_xgetbv},
 	{0, 1, 0x01, P_NP, 7, 1, F_REG | F_NO66, K(RDTSCP), EMUL_F_RDTSCP, x_rdtscp},
+	{0, 1, 0x01, P_NP, 1, 2, F_REG | F_NO66, K(CLAC), EMUL_F_SMAP, x_clac},
+	{0, 1, 0x01, P_NP, 1, 3, F_REG | F_NO66, K(STAC), EMUL_F_SMAP, x_stac},
 	{0, 1, 0xae, P_NP, 2, -1, F_MEM | F_NO66, K(LDMXCSR), EMUL_F_SSE, x_ldmxcsr},
 	{0, 1, 0xae, P_NP, 3, -1, F_MEM | F_NO66, K(STMXCSR), EMUL_F_SSE, x_stmxcsr},
 	{0, 1, 0xae, P_66, 6, -1, F_MEM, K(CLWB), EMUL_F_CLWB, x_clwb},
@@ -546,6 +549,23 @@ EXEC(xgetbv)
 		return r;
 	reg_set(c, EMUL_RAX, 4, v);
 	reg_set(c, EMUL_RDX, 4, v >> 32);
+	return EMUL_DONE;
+}
+
+/* clac/stac: SMAP's AC-flag toggles; privileged (#UD above CPL 0, per the SDM). */
+EXEC(clac)
+{
+	if (c->env->cpl)
+		return EMUL_INJECT_UD;
+	flags_set(c, FL_AC, 0);
+	return EMUL_DONE;
+}
+
+EXEC(stac)
+{
+	if (c->env->cpl)
+		return EMUL_INJECT_UD;
+	flags_set(c, FL_AC, FL_AC);
 	return EMUL_DONE;
 }
 

@@ -253,7 +253,7 @@ uint32_t emul_host_features(void)
 	if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
 		f |= (b & (1u << 3) ? EMUL_F_BMI1 : 0) | (b & (1u << 8) ? EMUL_F_BMI2 : 0) |
 		     (b & (1u << 19) ? EMUL_F_ADX : 0) | (b & (1u << 18) ? EMUL_F_RDSEED : 0) |
-		     (b & (1u << 24) ? EMUL_F_CLWB : 0);
+		     (b & (1u << 24) ? EMUL_F_CLWB : 0) | (b & (1u << 20) ? EMUL_F_SMAP : 0);
 	}
 	if (__get_cpuid(0x80000001, &a, &b, &c, &d))
 		f |= (c & (1u << 5) ? EMUL_F_LZCNT : 0) | (d & (1u << 27) ? EMUL_F_RDTSCP : 0);

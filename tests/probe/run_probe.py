@@ -20,6 +20,7 @@ import sys
 import time
 
 SKIP = 77
+VIREO_EXIT = {0: "powered off", 1: "error", 2: "bad usage", 3: "guest crashed the vCPU"}
 
 
 def parse_size_mib(s):
@@ -270,8 +271,13 @@ def main():
                                                   if verdicts else ""))
     if failure is None and still_running:
         failure = "the VM was still running %.0f s after the verdict (poweroff did not exit)" % a.exit_grace
+    def describe(code):
+        if code < 0:
+            return "killed by signal %d" % -code
+        return "%d%s" % (code, "" if a.qemu or code not in VIREO_EXIT else " (%s)" % VIREO_EXIT[code])
+
     if failure is None and rc != a.expect_exit:
-        failure = "VMM exit status %s, expected %d" % (rc if rc >= 0 else "signal %d" % -rc, a.expect_exit)
+        failure = "VMM exit status %s, expected %d" % (describe(rc), a.expect_exit)
 
     if failure is None:
         print("PASS: probe %s (exit %d, %d boot(s), %.1f s)" % (name, rc, boots, elapsed))
@@ -279,7 +285,8 @@ def main():
             print("console:\n" + tail(run.out.decode("utf-8", "replace"), 200))
         return 0
     print("FAIL: probe %s: %s" % (name, failure))
-    print("  VMM exit status: %s, %.1f s" % ("killed by the runner" if still_running else rc, elapsed))
+    print("  VMM exit status: %s, %.1f s" % ("killed by the runner" if still_running else describe(rc),
+                                              elapsed))
     print("  console (stdout):\n" + (tail(run.out.decode("utf-8", "replace")) or "    (empty)"))
     print("  VMM stderr:\n" + (tail(run.err.decode("utf-8", "replace")) or "    (empty)"))
     return 1

@@ -160,6 +160,7 @@ static void test_fadt(void **state)
 	assert_true(boot & (1u << 2));	/* VGA not present */
 	assert_false(boot & (1u << 3)); /* MSI supported */
 	assert_false(boot & (1u << 5)); /* CMOS RTC present */
+	assert_int_equal(f[108], 0x32); /* CMOS century register */
 	assert_int_equal(le(f + 46, 2), GSI_SCI);
 	assert_gas_io8(f + 116, PORT_ACPI_RESET);
 	assert_int_equal(f[128], ACPI_RESET_VALUE);
@@ -187,6 +188,7 @@ static void test_fadt_without_legacy(void **state)
 	uint16_t boot = (uint16_t)le(f + 109, 2);
 	assert_true(boot & (1u << 5));	/* CMOS RTC not present */
 	assert_false(boot & (1u << 0)); /* no legacy devices */
+	assert_int_equal(f[108], 0); /* no century register without an RTC */
 }
 
 static void test_madt(void **state)
@@ -325,10 +327,10 @@ static void test_dsdt(void **state)
 	    0xff, 0xff, 0xdf, 0, 0, 0, 0, 0x00, 0x00, 0x00, 0x20);
 	/* MRES reserves the ECAM */
 	HAS(d, len, 0x86, 0x09, 0x00, 0x01, 0x00, 0x00, 0x00, 0xe0, 0x00, 0x00, 0x10, 0x00);
-	/* COM1: IO 0x3F8/8 and IRQ 4; RTC: IO 0x70/2 and IRQ 8 */
+	/* COM1: IO 0x3F8/8 and IRQ 4; RTC: IO 0x70/2 and no IRQ (it raises none), then EndTag */
 	HAS(d, len, 0x0c, 0x41, 0xd0, 0x05, 0x01);
 	HAS(d, len, 0x47, 0x01, 0xf8, 0x03, 0xf8, 0x03, 0x01, 0x08, 0x22, 0x10, 0x00);
-	HAS(d, len, 0x47, 0x01, 0x70, 0x00, 0x70, 0x00, 0x01, 0x02, 0x22, 0x00, 0x01);
+	HAS(d, len, 0x47, 0x01, 0x70, 0x00, 0x70, 0x00, 0x01, 0x02, 0x79);
 	/* GED: _HID "ACPI0013", Interrupt (Consumer, Level, ActiveHigh, Exclusive) {9},
 	 * OperationRegion (GDST, SystemIO, 0x608, 1), Notify (\_SB.PWRB, 0x80) */
 	HAS(d, len, 0x0d, 'A', 'C', 'P', 'I', '0', '0', '1', '3', 0x00);

@@ -577,6 +577,24 @@ static void test_system(void **state)
 	free(t);
 }
 
+static void test_clac_stac(void **state)
+{
+	(void)state;
+	struct tc *t = tc_new(EMUL_MODE_64);
+	t->env.features |= EMUL_F_SMAP;
+	t->r.rflags = 0x2 | 0x40000 | CF;
+	run_ok(t, B(0x0f, 0x01, 0xca)); /* clac */
+	assert_int_equal(t->r.rflags, 0x2 | CF);
+	run_ok(t, B(0x0f, 0x01, 0xcb)); /* stac */
+	assert_int_equal(t->r.rflags, 0x2 | CF | 0x40000);
+	t->env.cpl = 3;
+	run_fault(t, B(0x0f, 0x01, 0xca), EMUL_INJECT_UD);
+	t->env.cpl = 0;
+	t->env.features &= ~EMUL_F_SMAP;
+	run_fault(t, B(0x0f, 0x01, 0xcb), EMUL_INJECT_UD);
+	free(t);
+}
+
 static void test_cmpxchg(void **state)
 {
 	(void)state;
@@ -719,6 +737,7 @@ int main(void)
 		cmocka_unit_test(test_addressing),
 		cmocka_unit_test(test_movbe_crc32_adx),
 		cmocka_unit_test(test_system),
+		cmocka_unit_test(test_clac_stac),
 		cmocka_unit_test(test_cmpxchg),
 		cmocka_unit_test(test_x87_sse),
 		cmocka_unit_test(test_mode_and_names),

@@ -110,12 +110,34 @@ static void test_topology(void **state)
 	free(sup);
 }
 
+static void test_topology_adds_core_level(void **state)
+{
+	(void)state;
+	struct kvm_cpuid2 *sup = make_supported(), *c = NULL;
+	/* Drop 0xB subleaf 1, as some hosts' KVM_GET_SUPPORTED_CPUID does. */
+	sup->entries[4] = sup->entries[--sup->nent];
+	assert_null(cpuid_find(sup, 0xb, 1));
+	assert_int_equal(cpuid_build(sup, cpu_template_find("host"), 1, 2, &c), 0);
+	struct kvm_cpuid_entry2 *b1 = cpuid_find(c, 0xb, 1), *b2 = cpuid_find(c, 0xb, 2);
+	assert_non_null(b1);
+	assert_non_null(b2);
+	assert_int_equal(b1->eax, 1); /* package shift */
+	assert_int_equal(b1->ebx, 2);
+	assert_int_equal((b1->ecx >> 8) & 0xff, 2);
+	assert_int_equal(b1->edx, 1);
+	assert_int_equal((b2->ecx >> 8) & 0xff, 0); /* invalid level ends the list */
+	assert_int_equal(b2->ecx & 0xff, 2);
+	free(c);
+	free(sup);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_templates_known),
 		cmocka_unit_test(test_baseline_masks),
 		cmocka_unit_test(test_topology),
+		cmocka_unit_test(test_topology_adds_core_level),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
