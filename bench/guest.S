@@ -10,6 +10,9 @@
  *      has no i8042.
  * Nothing else: no stack, no paging, no interrupts. If neither reset works it halts forever
  * (the runner's timeout catches that).
+ * Built with -DBENCH_TOUCH (bench-guest-touch), it first writes one word to every 4 KiB page
+ * from TOUCH_START to TOUCH_END (236 MiB, within a 256 MiB guest): the cost of populating guest
+ * RAM, which depends on how the VMM backs it.
  */
 #define COM1 0x3f8
 #define COM1_LSR (COM1 + 5)
@@ -18,6 +21,8 @@
 #define I8042_RESET 0xfe
 #define MICROVM_GED_RESET 0xfea00202
 #define MICROVM_GED_RESET_VALUE 0x42
+#define TOUCH_START 0x00400000
+#define TOUCH_END 0x0f000000
 
 	.section .note.Xen, "a", @note
 	.balign 4
@@ -32,6 +37,13 @@
 	.globl bench_start32
 bench_start32:
 	cli
+#ifdef BENCH_TOUCH
+	movl $TOUCH_START, %edi
+0:	movl %edi, (%edi)
+	addl $4096, %edi
+	cmpl $TOUCH_END, %edi
+	jb 0b
+#endif
 	movl $bench_line, %esi
 1:	movb (%esi), %bl
 	testb %bl, %bl

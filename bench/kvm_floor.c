@@ -4,19 +4,25 @@
  * benchmark (bench/run.sh).
  *
  * Contract:
- * - `kvm-floor [GUEST.ELF] [MEM_MIB]` opens /dev/kvm, creates a VM, one vCPU and one anonymous
- *   memslot of MEM_MIB MiB (default 256, never touched except where the guest is loaded), puts
- *   the vCPU in 32-bit flat protected mode (the PVH entry state, paging off), runs it and exits.
- * - Without GUEST.ELF it runs a built-in stub that writes "kvm-floor\n" to port 0x3F8 and halts.
+ * - `kvm-floor [--irqchip] [--thp] [GUEST.ELF] [MEM_MIB]` opens /dev/kvm, creates a VM, one vCPU and
+ *   one anonymous memslot of MEM_MIB MiB (default 256, never touched except where the guest is
+ *   loaded), puts the vCPU in 32-bit flat protected mode (the PVH entry state, paging off), runs
+ *   it and exits. --irqchip also creates KVM's in-kernel PIC/IOAPIC/LAPIC and PIT, as Vireo and
+ *   QEMU do: their setup and, above all, their teardown at close() are a kernel cost that every
+ *   VMM using them pays (HLT then no longer exits to us). --thp asks for transparent huge
+ *   pages on guest RAM (madvise MADV_HUGEPAGE), as QEMU does.
+ * - Without GUEST.ELF it runs a built-in stub that writes "kvm-floor\n" to port 0x3F8, then
+ *   0xFE to port 0x64, and halts.
  *   With GUEST.ELF (an identity-linked ELF64 such as bench-guest) it loads every PT_LOAD segment
  *   at its physical address and enters at e_entry.
  * - Exits handled: OUT 0x3F8 (byte to stdout), IN 0x3FD (a 16550 LSR that is always ready),
  *   OUT 0x64 0xFE (i8042 reset: done), HLT (done); other port and MMIO accesses are ignored.
- *   No irqchip, no CPUID setup, no devices: anything more is the VMM's own cost.
+ *   No CPUID setup, no devices: anything more is the VMM's own cost.
  * - Exit status 0 on a clean stop, 1 on any error (message on stderr).
  */
 #include <elf.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -45,7 +51,8 @@ static int fail(const char *what)
 	return -1;
 }
 
-/* The built-in guest: mov $0x3f8,%dx; per byte of the line mov $c,%al + out %al,(%dx); hlt. */
+/* The built-in guest: mov $0x3f8,%dx; per byte of the line mov $c,%al + out %al,(%dx);
+ * mov $0xfe,%al; out %al,$0x64; hlt. */
 static size_t floor_stub(uint8_t *p)
 {
 	static const char msg[] = "kvm-floor\n";
@@ -60,6 +67,10 @@ static size_t floor_stub(uint8_t *p)
 		p[n++] = (uint8_t)msg[i];
 		p[n++] = 0xee; /* out %al, (%dx) */
 	}
+	p[n++] = 0xb0; /* mov $0xfe, %al */
+	p[n++] = 0xfe;
+	p[n++] = 0xe6; /* out %al, $0x64 */
+	p[n++] = 0x64;
 	p[n++] = 0xf4; /* hlt */
 	return n;
 }
@@ -116,7 +127,7 @@ out:
 	return entry;
 }
 
-static int floor_setup(struct floor *f, size_t mem_mib)
+static int floor_setup(struct floor *f, size_t mem_mib, bool irqchip, bool thp)
 {
 	struct kvm_userspace_memory_region slot;
 	int mmap_size;
@@ -129,11 +140,21 @@ static int floor_setup(struct floor *f, size_t mem_mib)
 		return fail("KVM_CREATE_VM");
 	if (ioctl(f->vm, KVM_SET_TSS_ADDR, 0xfffbd000UL) < 0)
 		return fail("KVM_SET_TSS_ADDR");
+	if (irqchip) {
+		struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
+
+		if (ioctl(f->vm, KVM_CREATE_IRQCHIP, 0UL) < 0)
+			return fail("KVM_CREATE_IRQCHIP");
+		if (ioctl(f->vm, KVM_CREATE_PIT2, &pit) < 0)
+			return fail("KVM_CREATE_PIT2");
+	}
 	f->mem_size = mem_mib << 20;
 	f->mem = mmap(NULL, f->mem_size, PROT_READ | PROT_WRITE,
 		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (f->mem == MAP_FAILED)
 		return fail("mmap guest memory");
+	if (thp && madvise(f->mem, f->mem_size, MADV_HUGEPAGE) < 0)
+		return fail("madvise(MADV_HUGEPAGE)");
 	memset(&slot, 0, sizeof(slot));
 	slot.guest_phys_addr = 0;
 	slot.memory_size = f->mem_size;
@@ -243,12 +264,22 @@ static int floor_run(struct floor *f)
 int main(int argc, char **argv)
 {
 	struct floor f = {.kvm = -1, .vm = -1, .vcpu = -1, .mem = MAP_FAILED, .run = MAP_FAILED};
+	const char *elf = NULL;
+	bool irqchip = false, thp = false;
 	size_t mem_mib = 256;
 	uint64_t entry;
 	int rc = 1;
 
+	for (; argc > 1 && argv[1][0] == '-'; argc--, argv++) {
+		if (strcmp(argv[1], "--irqchip") == 0)
+			irqchip = true;
+		else if (strcmp(argv[1], "--thp") == 0)
+			thp = true;
+		else
+			break;
+	}
 	if (argc > 3 || (argc > 1 && argv[1][0] == '-')) {
-		fprintf(stderr, "usage: kvm-floor [GUEST.ELF] [MEM_MIB]\n");
+		fprintf(stderr, "usage: kvm-floor [--irqchip] [--thp] [GUEST.ELF] [MEM_MIB]\n");
 		return 2;
 	}
 	if (argc == 3) {
@@ -260,10 +291,12 @@ int main(int argc, char **argv)
 		}
 		mem_mib = v;
 	}
-	if (floor_setup(&f, mem_mib))
+	if (argc > 1)
+		elf = argv[1];
+	if (floor_setup(&f, mem_mib, irqchip, thp))
 		goto out;
-	if (argc > 1) {
-		entry = floor_load_elf(&f, argv[1]);
+	if (elf) {
+		entry = floor_load_elf(&f, elf);
 		if (!entry)
 			goto out;
 	} else {

@@ -75,8 +75,24 @@ struct blk_backend {
 	unsigned inject_count;
 };
 
+/*
+ * A backend around a custom engine (tests, future engines): info describes the disk, ops
+ * and priv the engine (ops->close releases priv). No file is opened or locked.
+ */
+int blk_backend_new(struct blk_backend **out, const struct blk_backend_ops *ops, void *priv,
+		    const struct blk_info *info, struct evloop *loop) WUR;
+
 /* Called by engines (be->lock held) when the host finished req with res (0 or -errno). */
 void blk_core_finish(struct blk_backend *be, struct blk_req *req, int res);
+
+/* Must this write be durable before it completes? (FUA, or cache=writethrough; never
+ * with cache=unsafe.) */
+static inline bool blk_core_fua(const struct blk_backend *be, const struct blk_req *r)
+{
+	if (be->info.cache == BLK_CACHE_UNSAFE)
+		return false;
+	return (r->flags & BLK_REQ_FUA) || be->info.cache == BLK_CACHE_WRITETHROUGH;
+}
 
 /* List helpers (be->lock held). */
 void blk_list_append(struct blk_req_list *l, struct blk_req *r);

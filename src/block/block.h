@@ -53,7 +53,8 @@ struct blk_backend;
 #define BLK_FORMAT_MAX 16
 
 enum blk_cache { BLK_CACHE_WRITEBACK, BLK_CACHE_WRITETHROUGH, BLK_CACHE_NONE, BLK_CACHE_UNSAFE };
-enum blk_engine { BLK_ENGINE_AUTO, BLK_ENGINE_URING, BLK_ENGINE_THREADS };
+/* IMAGE runs even a raw disk through image.h on the thread pool (tests). */
+enum blk_engine { BLK_ENGINE_AUTO, BLK_ENGINE_URING, BLK_ENGINE_THREADS, BLK_ENGINE_IMAGE };
 
 struct blk_config {
 	char path[PATH_MAX];
@@ -99,7 +100,7 @@ struct blk_req {
 	uint64_t seq;
 	uint64_t progress; /* bytes done, for short transfers and zero-writing */
 	int result;
-	bool zero_fallback;
+	unsigned stage; /* engine-specific step of a multi-step request */
 };
 
 /* What the device needs to describe the disk to the guest. */
@@ -126,6 +127,12 @@ int blk_open(struct blk_backend **out, const struct blk_config *cfg, struct evlo
  * this must run on its thread). */
 void blk_close(struct blk_backend *be);
 void blk_get_info(const struct blk_backend *be, struct blk_info *info);
+/*
+ * Move completion delivery to another loop (NULL: none, use blk_poll). For a disk kept
+ * open across guest reboots while the machine rebuilds its I/O loop: detach before the
+ * old loop is finalised, attach to the new one. Not while requests are in flight.
+ */
+int blk_attach_loop(struct blk_backend *be, struct evloop *loop) WUR;
 
 void blk_submit(struct blk_backend *be, struct blk_req *req);
 void blk_kick(struct blk_backend *be);

@@ -43,9 +43,15 @@ static const struct img_format img_formats[] = {
 	{ &vhd_ops, true },
 };
 
-static struct img_file *img_file_of(const struct img *im)
+static struct img_file *img_file_of(struct img *im)
 {
 	return container_of(im, struct img_file, im);
+}
+
+static const struct img_file *img_file_cof(const struct img *im)
+{
+	return (const struct img_file *)(const void *)((const char *)im -
+						      offsetof(struct img_file, im));
 }
 
 void img_seterr(const struct img *im, char *err, size_t errlen, const char *fmt, ...)
@@ -329,7 +335,7 @@ int img_file_size(struct img *im, uint64_t *size)
 
 size_t img_file_align(const struct img *im)
 {
-	return img_file_of(im)->dio_align;
+	return img_file_cof(im)->dio_align;
 }
 
 /* ---- open / close ---- */

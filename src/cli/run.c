@@ -10,6 +10,9 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,6 +143,26 @@ static int load_default_guest(struct vm_config *c)
 	return 0;
 }
 
+struct stop_watch {
+	struct machine *m;
+	sigset_t sigs;
+	bool done;
+};
+
+static void *stop_watch_thread(void *arg)
+{
+	struct stop_watch *sw = arg;
+	const struct timespec tick = {.tv_nsec = 100 * 1000 * 1000};
+	while (!__atomic_load_n(&sw->done, __ATOMIC_ACQUIRE)) {
+		int sig = sigtimedwait(&sw->sigs, NULL, &tick);
+		if (sig > 0) {
+			vinfo("signal %d: stopping the VM", sig);
+			machine_request_stop(sw->m);
+		}
+	}
+	return NULL;
+}
+
 int cli_run(int argc, char **argv)
 {
 	struct vm_config cfg;
@@ -205,9 +228,13 @@ int cli_run(int argc, char **argv)
 			cfg.rng = false;
 			break;
 		case OPT_API_SOCK:
+			if (!*optarg)
+				return usage_error("--api-sock '%s': empty path", optarg);
 			cfg.api_sock = optarg;
 			break;
 		case OPT_KVM:
+			if (!*optarg)
+				return usage_error("--kvm-device '%s': empty path", optarg);
 			cfg.kvm_path = optarg;
 			break;
 		case 'v':
@@ -228,6 +255,8 @@ int cli_run(int argc, char **argv)
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
 	vlog_set_level(quiet ? VLOG_ERR : verbose >= 2 ? VLOG_DEBUG : verbose ? VLOG_INFO : VLOG_WARN);
+	if (cfg.kernel && !*cfg.kernel)
+		return usage_error("--kernel '%s': empty path", cfg.kernel);
 	if (!cfg.kernel) {
 		const char *t = cfg.cpu_template;
 		if (load_default_guest(&cfg))
@@ -236,6 +265,18 @@ int cli_run(int argc, char **argv)
 			cfg.cpu_template = t;
 	}
 
+	/*
+	 * SIGTERM, SIGINT and SIGHUP stop the VM cleanly (terminal restored, control socket
+	 * removed), like `vireo ctl SOCK stop`. They are blocked in every thread and taken by
+	 * a small thread with sigtimedwait; the set is blocked before any thread exists.
+	 */
+	sigset_t stop_sigs;
+	sigemptyset(&stop_sigs);
+	sigaddset(&stop_sigs, SIGTERM);
+	sigaddset(&stop_sigs, SIGINT);
+	sigaddset(&stop_sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &stop_sigs, NULL);
+
 	struct machine *m;
 	char err[512];
 	r = machine_create(&m, &cfg, err, sizeof(err));
@@ -243,7 +284,14 @@ int cli_run(int argc, char **argv)
 		fprintf(stderr, "vireo: %s\n", err);
 		return CLI_EXIT_ERROR;
 	}
+	struct stop_watch sw = {.m = m, .sigs = stop_sigs};
+	pthread_t swt;
+	bool sw_started = pthread_create(&swt, NULL, stop_watch_thread, &sw) == 0;
 	enum vm_exit ex = machine_run(m);
+	if (sw_started) {
+		__atomic_store_n(&sw.done, true, __ATOMIC_RELEASE);
+		pthread_join(swt, NULL);
+	}
 	machine_destroy(m);
 	console_restore_terminal();
 	switch (ex) {

@@ -86,7 +86,7 @@ int evloop_del(struct evloop *el, int fd)
 	pthread_mutex_lock(&el->lock);
 	for (struct evloop_entry *e = el->entries; e; e = e->next) {
 		if (e->fd == fd && !e->dead) {
-			/* Entry memory is kept until fini: an event for it may already be in flight. */
+			/* Freed by the loop thread after its current batch (evloop_sweep). */
 			e->dead = true;
 			epoll_ctl(el->epfd, EPOLL_CTL_DEL, fd, NULL);
 			r = 0;
@@ -95,6 +95,27 @@ int evloop_del(struct evloop *el, int fd)
 	}
 	pthread_mutex_unlock(&el->lock);
 	return r;
+}
+
+/*
+ * Free deleted entries. Runs on the loop thread between batches: an entry deleted during
+ * a batch may still be named by a later event of that batch (it is skipped as dead), but
+ * no later epoll_wait can return it, since it left the epoll set when it was deleted.
+ */
+static void evloop_sweep(struct evloop *el)
+{
+	pthread_mutex_lock(&el->lock);
+	struct evloop_entry **pp = &el->entries;
+	while (*pp) {
+		struct evloop_entry *e = *pp;
+		if (e->dead) {
+			*pp = e->next;
+			free(e);
+		} else {
+			pp = &e->next;
+		}
+	}
+	pthread_mutex_unlock(&el->lock);
 }
 
 int evloop_run_once(struct evloop *el, int timeout_ms)
@@ -120,6 +141,7 @@ int evloop_run_once(struct evloop *el, int timeout_ms)
 		e->cb(e->opaque, evs[i].events);
 		done++;
 	}
+	evloop_sweep(el);
 	return done;
 }
 

@@ -80,8 +80,8 @@ static int machine_check_host(struct machine *m, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	if (c->memory < (16ULL << 20)) {
-		set_err(err, errlen, "--memory: %llu MiB is too small (minimum 16 MiB)",
-			(unsigned long long)(c->memory >> 20));
+		set_err(err, errlen, "--memory: %llu bytes is too small (minimum 16 MiB)",
+			(unsigned long long)c->memory);
 		return -EINVAL;
 	}
 	if (c->memory & 0xfff) {
@@ -103,6 +103,7 @@ static void machine_teardown(struct machine *m)
 	if (!m->built)
 		return;
 	evloop_stop(&m->loop);
+	control_detach(m);
 	if (m->vcpus) {
 		for (unsigned i = 0; i < m->cfg.cpus; i++)
 			kvm_vcpu_destroy(&m->vcpus[i].kvm);
@@ -236,6 +237,7 @@ int machine_create(struct machine **out, const struct vm_config *cfg, char *err,
 	}
 	m->cfg = *cfg;
 	m->ctl_fd = -1;
+	m->ctl_timer_fd = -1;
 	m->kvm.fd = -1;
 	m->mem.fd = -1;
 	m->state = VM_CREATED;
@@ -287,11 +289,9 @@ int machine_create(struct machine **out, const struct vm_config *cfg, char *err,
 	r = machine_persist_init(m, err, errlen);
 	if (r)
 		goto fail;
-	r = control_open(m, cfg->api_sock);
-	if (r) {
-		set_err(err, errlen, "control socket: %s", strerror(-r));
+	r = control_open(m, cfg->api_sock, err, errlen);
+	if (r)
 		goto fail;
-	}
 	r = machine_build(m, err, errlen);
 	if (r)
 		goto fail;
@@ -396,6 +396,11 @@ int machine_resume(struct machine *m)
 void machine_stop(struct machine *m)
 {
 	machine_request_power(m, MACHINE_REQ_STOP);
+}
+
+void machine_request_stop(struct machine *m)
+{
+	machine_stop(m);
 }
 
 /* ---- main loop ------------------------------------------------------------------------------ */

@@ -35,6 +35,9 @@ int machine_create(struct machine **out, const struct vm_config *cfg, char *err,
 /* Start the vCPUs and block until the VM stops. */
 enum vm_exit machine_run(struct machine *m);
 void machine_destroy(struct machine *m);
+/* Ask a running VM to stop (any thread, async-signal-unsafe): machine_run() returns
+ * VM_EXIT_STOPPED. */
+void machine_request_stop(struct machine *m);
 
 const char *vm_state_name(enum vm_state s);
 

@@ -18,6 +18,9 @@
 #include "memory/gmem.h"
 #include <pthread.h>
 
+#define CONTROL_MAX_CLIENTS 16
+#define CONTROL_CLIENT_TIMEOUT 5 /* seconds to send a command line */
+
 enum machine_req {
 	MACHINE_REQ_NONE = 0,
 	MACHINE_REQ_RESET, /* guest reboot / triple fault */
@@ -44,6 +47,8 @@ struct machine {
 	/* Persistent for the life of the process. */
 	struct machine_persist persist; /* CMOS NVRAM, console, ... (devices.h) */
 	int ctl_fd;			/* control socket listener, -1 if none */
+	int ctl_timer_fd;		/* 1 Hz timer dropping idle control clients */
+	struct ctl_client *ctl_client[CONTROL_MAX_CLIENTS]; /* open control connections (I/O thread only) */
 	char *ctl_path;
 	struct emul_stats emul_stats;
 	unsigned boots;
@@ -75,8 +80,9 @@ int machine_shutdown(struct machine *m) WUR;
 int machine_status_json(struct machine *m, char *buf, size_t len);
 
 /* control.c */
-int control_open(struct machine *m, const char *path) WUR;
+int control_open(struct machine *m, const char *path, char *err, size_t errlen) WUR;
 int control_attach(struct machine *m) WUR; /* register the listener on the I/O loop */
+void control_detach(struct machine *m); /* after the I/O loop stopped */
 void control_close(struct machine *m);
 
 #endif

@@ -152,9 +152,10 @@ int net_tap_open(struct net_backend **out, const struct net_config *cfg, char *e
 int net_passt_open(struct net_backend **out, const struct net_config *cfg, char *err,
 		   size_t errlen) WUR;
 /* Build passt's argument vector for cfg into argv (NULL-terminated, at most max entries,
- * strings in buf). Returns the argument count or -ENOSPC. Exposed for unit tests. */
-int net_passt_argv(const struct net_config *cfg, int fd, const char *path, char **argv,
-		   unsigned max, char *buf, size_t buflen) WUR;
+ * strings in buf); as_root adds --runas nobody. Returns the argument count or -ENOSPC.
+ * Exposed for unit tests. */
+int net_passt_argv(const struct net_config *cfg, int fd, const char *path, bool as_root,
+		   char **argv, unsigned max, char *buf, size_t buflen) WUR;
 
 /* iovec helpers. */
 size_t net_iov_len(const struct iovec *iov, unsigned n);

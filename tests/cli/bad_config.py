@@ -14,7 +14,7 @@ Exit 77 without a usable /dev/kvm (the errors would be about KVM instead).
 import glob
 import os
 import re
-import stat
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -90,7 +90,7 @@ def kernel_cases(t, tmp, good):
         elf = f.read()
     t.fail("kernel missing", [], 1, r"kernel '.*/missing'.*no such file",
            kernel=os.path.join(tmp, "missing"))
-    t.fail("kernel ''", [], 1, r"kernel ''", kernel="")
+    t.fail("kernel ''", [], 2, r"kernel ''", kernel="")  # an empty path is a usage error
     t.fail("kernel is a directory", [], 1, r"kernel '.*'.*directory", kernel=tmp)
     t.fail("kernel empty", [], 1, r"kernel '.*'.*empty", kernel=k("empty", b""))
     t.fail("kernel random bytes", [], 1, r"kernel '.*random'.*not a bzImage or ELF",
@@ -185,6 +185,30 @@ def socket_cases(c, t, tmp, vireo, kernel):
         c.check(r.out == b"", "%s: the guest did not run" % what, r.describe())
     with open(os.path.join(tmp, "file"), "rb") as f:
         c.check(f.read() == b"keep me\n", "--api-sock on a regular file: the file is left alone")
+    r = run(base + ["--api-sock", ""], timeout=20)
+    one_error_line(c, "--api-sock ''", r, r.rc if r.rc in (1, 2) else 2, r"api-sock|socket",
+                   max_seconds=15)
+    c.check(r.out == b"", "--api-sock '': the guest did not run", r.describe())
+    # The default path, $XDG_RUNTIME_DIR/vireo-PID.sock, does not fit in a socket address:
+    # an error, not a socket somewhere else (a truncated path).
+    parent = os.path.join(tmp, "xdg")
+    os.mkdir(parent)
+    long_rt = os.path.join(parent, "r" * (110 - len(parent)))
+    os.mkdir(long_rt)
+    before = set(os.listdir(parent))
+    vm = clitest.Vm(vireo, kernel, stdin=subprocess.DEVNULL, env=dict(os.environ, XDG_RUNTIME_DIR=long_rt))
+    try:
+        vm.wait_for(r"^TICKER: READY", 20)  # returns at once when vireo fails
+        created = sorted(set(os.listdir(parent)) - before) + os.listdir(long_rt)
+        rc = vm.wait_exit(0.5)
+        err = vm.stderr_text().splitlines()
+        c.check(rc == 1 and len(err) == 1 and err[0].startswith("vireo: ") and "too long" in err[0],
+                "default socket under a %d-char XDG_RUNTIME_DIR: one 'too long' error, exit 1"
+                % len(long_rt), vm.describe())
+        c.check(created == [], "long XDG_RUNTIME_DIR: no socket created at a truncated path",
+                "    created: %r" % created)
+    finally:
+        vm.kill()
 
 
 def main():

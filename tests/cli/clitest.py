@@ -216,9 +216,13 @@ class Vm:
 
     def wait_exit(self, timeout):
         try:
-            return self.proc.wait(timeout)
+            rc = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             return None
+        # The process is gone: let the reader threads drain its last output.
+        for t in self.threads:
+            t.join(2.0)
+        return rc
 
     def write(self, data):
         self.proc.stdin.write(data)

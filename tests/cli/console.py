@@ -8,6 +8,7 @@
   and another byte sends both; Ctrl-A x stops the VM: exit 0, socket removed.
 - stdin /dev/null, a pipe closed by the writer, or no fd 0 at all: end of input does not stop
   the VM.
+- stdout /dev/full, or a pipe whose reader went away: the guest runs on, one warning at most.
 - stdin/stdout a terminal (pty, controlling terminal, foreground): raw mode while running
   (no echo, no canonical mode, no signals), the exact previous settings afterwards, whether
   vireo ends by Ctrl-A x, `ctl stop`, guest power-off, SIGTERM, SIGHUP or SIGINT.
@@ -88,6 +89,35 @@ def eof_keeps_running(c, vireo, ticker, tmp, what, **kw):
         vm.kill()
 
 
+def broken_stdout(c, vireo, ticker):
+    print("== stdout that fails: the guest keeps running, one warning")
+    args = [vireo, "run", "--kernel", ticker, "--memory", "64M", "--cmdline", "ticks=30"]
+    with open("/dev/full", "wb") as full:
+        p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=full, stderr=subprocess.PIPE)
+        try:
+            _, err = p.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            _, err = p.communicate()
+    lines = err.decode("utf-8", "replace").splitlines()
+    c.check(p.returncode == 0 and len(lines) <= 1 and all(l.startswith("vireo: ") for l in lines),
+            "stdout /dev/full: the guest runs to its power-off, exit 0, at most one warning",
+            "    exit %r, stderr %r" % (p.returncode, err))
+    # The reader of stdout goes away after the first line.
+    p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = p.stdout.readline()
+    p.stdout.close()
+    try:
+        _, err = p.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        _, err = p.communicate()
+    lines = err.decode("utf-8", "replace").splitlines()
+    c.check(first.startswith(b"PROBE-BOOT") and p.returncode == 0 and len(lines) <= 1,
+            "stdout reader gone: the guest runs to its power-off, exit 0, at most one warning",
+            "    first line %r, exit %r, stderr %r" % (first, p.returncode, err))
+
+
 class PtyVm:
     """vireo run on a pseudo-terminal (stdin and stdout), console output read from the master."""
 
@@ -107,8 +137,6 @@ class PtyVm:
         self.slave = os.open(slave_path, os.O_RDWR | os.O_NOCTTY)
         self.proc = subprocess.Popen(cmd, stdin=self.slave, stdout=self.slave, stderr=subprocess.PIPE,
                                      preexec_fn=pre if foreground else os.setsid)
-        self.out = b""
-        self.lock = threading.Lock()
 
     def stop_reading(self):
         os.close(self.slave)
@@ -273,6 +301,7 @@ def main():
     eof_keeps_running(c, vireo, ticker, tmp, "stdin pipe closed by the writer", close_pipe=True)
     eof_keeps_running(c, vireo, ticker, tmp, "no fd 0",
                       vm_kw={"stdin": subprocess.DEVNULL, "preexec_fn": lambda: os.close(0)})
+    broken_stdout(c, vireo, ticker)
     print("== terminal settings are restored")
     for how in ["Ctrl-A x", "ctl stop", "guest poweroff", "SIGTERM", "SIGHUP", "SIGINT"]:
         pty_case(c, vireo, ticker, tmp, how)

@@ -160,6 +160,15 @@ def malformed(c, vireo, vm, sock):
     c.check(js is not None and dt < 5, "status while another client idles: answered in %.1f s" % dt,
             r.describe())
 
+    # Clients that hang up before the reply: writing it must not kill the VMM (SIGPIPE).
+    for _ in range(20):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(sock)
+        s.sendall(b"status\n")
+        s.close()
+    time.sleep(0.5)
+    c.check(vm.proc.poll() is None, "20 clients hanging up before the reply: vireo still runs",
+            vm.describe())
     c.check(vm.proc.poll() is None, "after malformed requests: vireo still runs", vm.describe())
     r, js = ctl(vireo, sock, "status")
     c.check(js is not None and js.get("state") == "running", "after malformed requests: state running",

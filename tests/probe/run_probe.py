@@ -10,6 +10,7 @@ the expected output lines, the number of boots and the VMM's exit status. Exit s
 1 fail, 77 skip (no usable /dev/kvm). Python standard library only.
 """
 import argparse
+import atexit
 import errno
 import os
 import re
@@ -17,6 +18,7 @@ import select
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 SKIP = 77
@@ -40,6 +42,41 @@ def kvm_usable():
     return None
 
 
+def disk_pattern(offset, n):
+    """The bytes make_disk writes at offset (probes check them): sector-dependent."""
+    return bytes((((offset + i) >> 9) * 7 + ((offset + i) & 511) * 3 + 1) & 0xff for i in range(n))
+
+
+def make_disk(spec):
+    """--disk SIZE[,OPTS]: a sparse temporary raw file of SIZE whose first and last 64 sectors
+    hold disk_pattern(); removed at exit. Returns (path, size in bytes, OPTS or '')."""
+    size_s, _, opts = spec.partition(",")
+    size = parse_size_mib(size_s) << 20
+    if size < 128 * 512:
+        raise SystemExit("run_probe.py: --disk %s: at least 64 KiB" % spec)
+    fd, path = tempfile.mkstemp(prefix="vireo-probe-disk-", suffix=".img")
+    atexit.register(lambda: os.path.exists(path) and os.unlink(path))
+    with os.fdopen(fd, "wb") as f:
+        f.truncate(size)
+        for off in (0, size - 64 * 512):
+            f.seek(off)
+            f.write(disk_pattern(off, 64 * 512))
+    return path, size, opts
+
+
+def disk_command(a):
+    """The VMM arguments that attach the --disk file."""
+    if not a.disk:
+        return []
+    path, _, opts = a.disk_file
+    if a.qemu:
+        serial = [o[len("serial="):] for o in opts.split(",") if o.startswith("serial=")]
+        dev = "virtio-blk-pci,drive=disk0,disable-legacy=on" + (",serial=" + serial[0] if serial else "")
+        ro = ",readonly=on" if "readonly=on" in opts.split(",") else ""
+        return ["-drive", "file=%s,if=none,id=disk0,format=raw%s" % (path, ro), "-device", dev]
+    return ["--disk", path + ("," + opts if opts else "")]
+
+
 def build_command(a, name, cmdline):
     if a.qemu:
         cmd = [a.vmm, "-M", "q35", "-enable-kvm", "-cpu", "host", "-smp", str(a.cpus),
@@ -55,7 +92,7 @@ def build_command(a, name, cmdline):
                "--memory", "%dM" % a.memory]
         if a.on_reboot:
             cmd += ["--on-reboot", a.on_reboot]
-    return cmd + a.vmm_arg
+    return cmd + disk_command(a) + a.vmm_arg
 
 
 class Run:
@@ -126,6 +163,15 @@ def main():
     p.add_argument("--timeout", type=float, default=30.0)
     p.add_argument("--exit-grace", type=float, default=5.0, help="seconds allowed between verdict and exit")
     p.add_argument("--vmm-arg", action="append", default=[])
+    p.add_argument("--disk", help="SIZE[,OPTS]: attach a temporary raw disk of SIZE (e.g. 8M) as "
+                   "--disk FILE[,OPTS]; the probe gets disk=<bytes> (and serial=) on its command line")
+    p.add_argument("--disk-expect", action="append", default=[], metavar="OFFSET:TEXT",
+                   help="after the run, the --disk file must hold TEXT at byte OFFSET")
+    p.add_argument("--run-after", metavar="REGEX",
+                   help="start the --run command once a console line matches REGEX")
+    p.add_argument("--run", metavar="CMD",
+                   help="shell command run during the test (after --run-after); it must exit 0 "
+                   "within --timeout (e.g. a ping of the guest)")
     p.add_argument("--qemu", action="store_true", help="VMM is qemu-system-x86_64 (probe validation)")
     p.add_argument("-v", "--verbose", action="store_true")
     a = p.parse_args()
@@ -143,8 +189,13 @@ def main():
         print("FAIL: probe %r does not exist" % a.elf)
         return 1
 
+    a.disk_file = make_disk(a.disk) if a.disk else None
+    disk_words = []
+    if a.disk_file:
+        disk_words = ["disk=%d" % a.disk_file[1]] + [o for o in a.disk_file[2].split(",")
+                                                     if o.startswith("serial=")]
     cmdline = " ".join(x for x in [a.cmdline, "cpus=%d" % a.cpus, "mem=%d" % a.memory,
-                                   "epoch=%d" % int(time.time())] if x)
+                                   "epoch=%d" % int(time.time())] + disk_words if x)
     cmd = build_command(a, name, cmdline)
     stdin_data = None
     if a.stdin:
@@ -167,6 +218,7 @@ def main():
     boot_re = re.compile(r"^PROBE-BOOT %s\b" % re.escape(name))
     stdin_after = re.compile(a.stdin_after) if a.stdin_after else None
     stdin_sent = False
+    side = None  # the --run command
     verdict_at = None
     failure = None
     timed_out = False
@@ -196,12 +248,26 @@ def main():
         lines = run.all_lines()
         if stdin_after and not stdin_sent and any(stdin_after.search(l) for l in lines):
             feed()
+        if a.run and side is None and (not a.run_after or
+                                       any(re.search(a.run_after, l) for l in lines)):
+            side = subprocess.Popen(a.run, shell=True, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
         if verdict_at is None and any(verdict_re.match(l) for l in lines):
             verdict_at = time.monotonic()
         if sum(1 for l in lines if boot_re.match(l)) > boots_expected:
             failure = "the guest booted more than %d time(s) (unexpected reset or reboot loop)" % boots_expected
             break
 
+    side_out, side_rc = "", None
+    if side is not None:
+        try:
+            side_out = side.communicate(timeout=max(1.0, a.timeout - (time.monotonic() - t0)))[0]
+        except subprocess.TimeoutExpired:
+            os.killpg(side.pid, signal.SIGKILL)
+            side_out = side.communicate()[0]
+        side_out = side_out.decode("utf-8", "replace")
+        side_rc = side.returncode
     if proc.poll() is None:
         try:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -226,6 +292,10 @@ def main():
         # The VMM refuses to overcommit vCPUs on this host: not a failure of the probe.
         line = [l for l in run.err.decode("utf-8", "replace").splitlines() if "--cpus" in l][0]
         print("SKIP: %s" % line.strip())
+        return SKIP
+    if (a.disk and boots == 0 and not a.qemu and rc not in (0, None) and
+            "unknown option '--disk'" in run.err.decode("utf-8", "replace")):
+        print("SKIP: this vireo has no --disk option")
         return SKIP
     if failure is None:
         fails = [m for m in verdicts if m.group(1) == "FAIL"]
@@ -264,6 +334,10 @@ def main():
         if n > a.max_stderr_lines:
             failure = ("the VMM wrote %d lines on stderr, more than %d: guest-triggered messages "
                        "are not rate-limited" % (n, a.max_stderr_lines))
+    if failure is None and a.run and side is None:
+        failure = "never saw /%s/ to start --run after" % a.run_after
+    if failure is None and a.run and side_rc != 0:
+        failure = "--run %r exited with %s:\n%s" % (a.run, side_rc, tail(side_out))
     if failure is None and stdin_after is not None and not stdin_sent:
         failure = "never saw /%s/ to send stdin after" % a.stdin_after
     if failure is None and timed_out:
@@ -276,6 +350,15 @@ def main():
             return "killed by signal %d" % -code
         return "%d%s" % (code, "" if a.qemu or code not in VIREO_EXIT else " (%s)" % VIREO_EXIT[code])
 
+    if failure is None and a.disk_expect:
+        with open(a.disk_file[0], "rb") as f:
+            for e in a.disk_expect:
+                off, _, text = e.partition(":")
+                f.seek(int(off, 0))
+                got = f.read(len(text.encode()))
+                if got != text.encode():
+                    failure = "disk byte %s: %r, expected %r" % (off, got, text.encode())
+                    break
     if failure is None and rc != a.expect_exit:
         failure = "VMM exit status %s, expected %d" % (describe(rc), a.expect_exit)
 

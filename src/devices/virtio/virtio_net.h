@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * virtio-net (virtio id 1): queue 0 receive, queue 1 transmit, queue 2 control. One queue
+ * pair (no VIRTIO_NET_F_MQ). Frames go to and come from a struct net_backend (net/net.h),
+ * which the device borrows: the backend outlives guest reboots, the device does not.
+ *
+ * Features offered: MAC, MTU, STATUS (link always up), MRG_RXBUF, CTRL_VQ, CTRL_RX
+ * (promiscuous / all-multicast / MAC table), CTRL_MAC_ADDR; and, only when the backend
+ * carries the virtio-net header and the kernel accepts them (TAP): CSUM, GUEST_CSUM,
+ * HOST_TSO4/6, HOST_ECN, GUEST_TSO4/6, GUEST_ECN. The guest's receive offloads are applied
+ * to the backend at DRIVER_OK (TUNSETOFFLOAD) and cleared at reset.
+ *
+ * Data path (all under the device lock, normally on the I/O thread):
+ * - RX: on backend readiness, pop receive chains and read frames straight into them (TAP:
+ *   readv into the guest's buffers). With MRG_RXBUF several chains are gathered for one
+ *   frame and num_buffers is set; without it each frame takes one chain. When the driver
+ *   has no buffers the device stops reading and resumes on the receive queue's
+ *   notification. A frame that does not fit, that the receive filter rejects, or whose
+ *   header the guest could not handle is dropped (rx_dropped).
+ * - TX: on notification, pop chains and write each frame to the backend; a backend that
+ *   would block is retried when its fd becomes writable.
+ * - At most VIRTIO_NET_BUDGET frames per queue per wakeup; the rest is rescheduled through
+ *   an eventfd on the I/O loop, so one busy queue cannot starve other devices.
+ *
+ * Validation: a receive chain with device-readable buffers or less than 12 writable bytes,
+ * a transmit chain with writable buffers or less than 12 readable bytes (no header), a
+ * control chain without a 2-byte command or a writable ack byte: the queue stops and the
+ * device sets NEEDS_RESET. A transmit frame over 65550 bytes (without header), under 14
+ * bytes, or with a header using offloads that were not negotiated (vnet.h) is dropped and
+ * completed (tx_dropped).
+ *
+ * vhost-net (net config vhost=on): if /dev/vhost-net exists and accepts the setup, the
+ * kernel serves the RX/TX rings of a TAP backend and the device keeps only the control
+ * queue (the receive filter is then not applied). Otherwise the userspace path is used.
+ *
+ * Lifetime: as virtio_rng.h. The backend must stay open until virtio_net_destroy().
+ */
+#ifndef VIREO_DEVICES_VIRTIO_VIRTIO_NET_H
+#define VIREO_DEVICES_VIRTIO_VIRTIO_NET_H
+
+#include "common/compiler.h"
+#include "bus/platform.h"
+
+struct pci_host;
+struct virtio_net;
+struct virtio_dev;
+struct net_backend;
+
+#define VIRTIO_NET_QUEUE_SIZE 256
+#define VIRTIO_NET_BUDGET 256 /* frames per queue per wakeup */
+#define VIRTIO_NET_RXQ 0
+#define VIRTIO_NET_TXQ 1
+#define VIRTIO_NET_CTRLQ 2
+
+/* Feature bits (virtio 1.x, 5.1.3). */
+#define VIRTIO_NET_F_CSUM 0
+#define VIRTIO_NET_F_GUEST_CSUM 1
+#define VIRTIO_NET_F_MTU 3
+#define VIRTIO_NET_F_MAC 5
+#define VIRTIO_NET_F_GUEST_TSO4 7
+#define VIRTIO_NET_F_GUEST_TSO6 8
+#define VIRTIO_NET_F_GUEST_ECN 9
+#define VIRTIO_NET_F_GUEST_UFO 10
+#define VIRTIO_NET_F_HOST_TSO4 11
+#define VIRTIO_NET_F_HOST_TSO6 12
+#define VIRTIO_NET_F_HOST_ECN 13
+#define VIRTIO_NET_F_HOST_UFO 14
+#define VIRTIO_NET_F_MRG_RXBUF 15
+#define VIRTIO_NET_F_STATUS 16
+#define VIRTIO_NET_F_CTRL_VQ 17
+#define VIRTIO_NET_F_CTRL_RX 18
+#define VIRTIO_NET_F_CTRL_VLAN 19
+#define VIRTIO_NET_F_GUEST_ANNOUNCE 21
+#define VIRTIO_NET_F_MQ 22
+#define VIRTIO_NET_F_CTRL_MAC_ADDR 23
+
+/* Device configuration layout (the first 12 bytes of struct virtio_net_config). */
+#define VIRTIO_NET_CFG_MAC 0
+#define VIRTIO_NET_CFG_STATUS 6
+#define VIRTIO_NET_CFG_MAX_VQ_PAIRS 8
+#define VIRTIO_NET_CFG_MTU 10
+#define VIRTIO_NET_CFG_SIZE 12
+#define VIRTIO_NET_S_LINK_UP 1
+
+/* Control queue. */
+#define VIRTIO_NET_OK 0
+#define VIRTIO_NET_ERR 1
+#define VIRTIO_NET_CTRL_RX 0
+#define VIRTIO_NET_CTRL_RX_PROMISC 0
+#define VIRTIO_NET_CTRL_RX_ALLMULTI 1
+#define VIRTIO_NET_CTRL_MAC 1
+#define VIRTIO_NET_CTRL_MAC_TABLE_SET 0
+#define VIRTIO_NET_CTRL_MAC_ADDR_SET 1
+
+struct virtio_net_stats {
+	uint64_t rx_packets, rx_bytes; /* delivered to the guest (bytes without header) */
+	uint64_t rx_dropped;	       /* did not fit, filtered, or unusable header */
+	uint64_t rx_errors;	       /* backend receive errors */
+	uint64_t tx_packets, tx_bytes; /* taken by the backend */
+	uint64_t tx_dropped;	       /* invalid frames from the guest */
+	uint64_t tx_errors;	       /* the backend refused a frame */
+	uint64_t ctrl_ok, ctrl_err;    /* control commands */
+};
+
+/* mac: the NIC's address (e.g. from net_mac_default). be: borrowed, must outlive the device. */
+int virtio_net_create(struct virtio_net **out, const struct platform *plat, struct pci_host *host,
+		      struct net_backend *be, const uint8_t mac[6]) WUR;
+void virtio_net_destroy(struct virtio_net *n);
+void virtio_net_get_stats(struct virtio_net *n, struct virtio_net_stats *out);
+/* The generic virtio device inside (tests, status reporting). */
+struct virtio_dev *virtio_net_vdev(struct virtio_net *n);
+/* Run receive and transmit work now. Only needed where plat->loop is NULL (unit tests). */
+void virtio_net_poll(struct virtio_net *n);
+/* True while vhost-net serves the data queues (tests, status reporting). */
+bool virtio_net_vhost_active(struct virtio_net *n);
+
+#endif
