@@ -18,7 +18,13 @@ Part 3 (--linux): Linux boot of the guest kit's minimal kernel + initramfs to a 
 marker ("Run /init as init process" by default), Vireo with --cpu-template baseline against
 QEMU microvm with -cpu host minus the same features; both are killed at the marker.
 
-Python standard library only; nothing is written outside a temporary directory.
+Part 4 (--touch): the same exit path after the guest wrote every 4 KiB page of 236 MiB
+(bench-guest-touch), against kvm-floor with anonymous RAM, with and without MADV_HUGEPAGE.
+
+--vireo-alt PATH adds a second Vireo binary to parts 1, 2 and 4 (A/B test of a change).
+
+Python standard library only; nothing is written outside a temporary directory (but for
+--keep-logs).
 """
 import argparse
 import os
@@ -60,9 +66,10 @@ BASELINE_HIDDEN_QEMU = (
 ).split()
 
 # Serial console markers of a Linux 6.1 boot, in the order they appear. Printk output from
-# before the console is registered comes out in one burst, so "first output" and "console up"
-# mostly measure the time to console_init(); the later ones measure progress.
+# before the console is registered comes out in one burst, so "first line" and "console up"
+# both measure the time to console_init(); the later ones measure progress.
 LINUX_MARKERS = [
+    ("first line", "Linux version "),
     ("console up", "printk: console [ttyS0] enabled"),
     ("BogoMIPS", "BogoMIPS (lpj="),
     ("x86/fpu", "x86/fpu: "),
@@ -186,14 +193,17 @@ def qemu_flags(qemu):
 # ---- parts 1, 2 and 4: guests that run to their own exit -------------------------------------
 
 def exit_contenders(a, t, guest, floors):
-    """The commands that boot `guest` to its reset: vireo, qemu, then kvm-floor variants."""
-    return [
-        ("vireo", [t["vireo"], "run", "--kernel", guest, "--memory", "256M",
-                   "--on-reboot", "exit", "--no-rng"]),
-        ("qemu", [a.qemu, "-M", "microvm", "-enable-kvm", "-cpu", "host", "-m", "256M",
-                  "-kernel", guest, "-nographic", "-no-reboot", "-nodefaults",
-                  "-serial", "stdio"]),
-    ] + [(name, [t["floor"]] + opts + [guest, "256"]) for name, opts in floors]
+    """The commands that boot `guest` to its reset: vireo, qemu, kvm-floor variants, and the
+    --vireo-alt binary if given."""
+    def vireo(path):
+        return [path, "run", "--kernel", guest, "--memory", "256M", "--on-reboot", "exit",
+                "--no-rng"]
+    return ([("vireo", vireo(t["vireo"])),
+             ("qemu", [a.qemu, "-M", "microvm", "-enable-kvm", "-cpu", "host", "-m", "256M",
+                       "-kernel", guest, "-nographic", "-no-reboot", "-nodefaults",
+                       "-serial", "stdio"])]
+            + [(name, [t["floor"]] + opts + [guest, "256"]) for name, opts in floors]
+            + ([("vireo-alt", vireo(os.path.abspath(a.vireo_alt)))] if a.vireo_alt else []))
 
 
 def run_rounds(a, t, contenders, runs, warmup):
@@ -276,6 +286,10 @@ def bench_start_exit(a, t):
     print("  wall vireo/floor+irqchip  %6.2fx  (vireo - floor+irqchip = %+.1f ms;"
           " qemu - floor+irqchip = %+.1f ms)"
           % (ratio(v["wall"], fi["wall"]), v["wall"] - fi["wall"], q["wall"] - fi["wall"]))
+    if "vireo-alt" in st:
+        print("  wall vireo-alt/vireo      %6.3fx  (vireo-alt/qemu %.3fx)"
+              % (ratio(st["vireo-alt"]["wall"], v["wall"]), ratio(st["vireo-alt"]["wall"],
+                                                                  q["wall"])))
     print("  CPU  vireo/qemu           %6.3fx  (vireo/floor %.2fx)"
           % (ratio(v["cpu"], q["cpu"]), ratio(v["cpu"], f["cpu"])))
     print("  RSS  vireo/qemu           %6.3fx  (vireo/floor %.2fx)"
@@ -357,7 +371,6 @@ def run_to_marker(helper, cmd, markers, final, timeout):
         if not chunk:
             end = "exit"
             break
-        seen.setdefault("first output", now)
         look = buf[-256:] + chunk
         buf += chunk
         for m in markers + CRASH_MARKERS:
@@ -399,8 +412,7 @@ def bench_linux(a, t):
     markers = [m for _, m in LINUX_MARKERS if m != a.marker] + [a.marker]
     label = {m: lbl for lbl, m in LINUX_MARKERS}
     label.setdefault(a.marker, a.marker)
-    label["first output"] = "first output"
-    order = ["first output"] + markers
+    order = markers
 
     print("artifacts: %s%s (from %s)" % (kernel, " + " + initrd if initrd else " (no initrd)",
                                          source))
@@ -471,6 +483,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=3, help="warm-up runs each (default 3)")
     ap.add_argument("--timeout", type=float, default=10.0, help="per-run timeout, s (10)")
     ap.add_argument("--qemu", default="qemu-system-x86_64", help="QEMU binary")
+    ap.add_argument("--vireo-alt", metavar="PATH",
+                    help="a second vireo binary (say, with a candidate fix) for parts 1, 2, 4")
     ap.add_argument("--no-start", action="store_true", help="skip parts 1+2")
     ap.add_argument("--touch", action="store_true",
                     help="also run part 4, a guest populating 236 MiB of RAM (~20 s)")

@@ -4,13 +4,13 @@
  * benchmark (bench/run.sh).
  *
  * Contract:
- * - `kvm-floor [--irqchip] [--thp] [GUEST.ELF] [MEM_MIB]` opens /dev/kvm, creates a VM, one vCPU and
- *   one anonymous memslot of MEM_MIB MiB (default 256, never touched except where the guest is
- *   loaded), puts the vCPU in 32-bit flat protected mode (the PVH entry state, paging off), runs
- *   it and exits. --irqchip also creates KVM's in-kernel PIC/IOAPIC/LAPIC and PIT, as Vireo and
- *   QEMU do: their setup and, above all, their teardown at close() are a kernel cost that every
- *   VMM using them pays (HLT then no longer exits to us). --thp asks for transparent huge
- *   pages on guest RAM (madvise MADV_HUGEPAGE), as QEMU does.
+ * - `kvm-floor [--irqchip] [--thp] [GUEST.ELF] [MEM_MIB]` opens /dev/kvm, creates a VM, one
+ *   vCPU and one anonymous memslot of MEM_MIB MiB (default 256, never touched except where the
+ *   guest is loaded), puts the vCPU in 32-bit flat protected mode (the PVH entry state, paging
+ *   off), runs it and exits. --irqchip also creates KVM's in-kernel PIC/IOAPIC/LAPIC and PIT,
+ *   as Vireo and QEMU do: their setup and, above all, their teardown at close() are a kernel
+ *   cost that every VMM using them pays (HLT then no longer exits to us). --thp asks for
+ *   transparent huge pages on guest RAM (madvise MADV_HUGEPAGE), as QEMU does.
  * - Without GUEST.ELF it runs a built-in stub that writes "kvm-floor\n" to port 0x3F8, then
  *   0xFE to port 0x64, and halts.
  *   With GUEST.ELF (an identity-linked ELF64 such as bench-guest) it loads every PT_LOAD segment

@@ -8,8 +8,10 @@
  *   flight (in submission order), FLUSH ordering (a FLUSH is held back until every
  *   non-FLUSH request submitted before it has finished), the done list, the completion
  *   eventfd and its evloop handler, drain and delivery.
- * - An engine only moves requests to the host and back: ops->submit queues, ops->kick
- *   starts, and when the host finished a request the engine calls blk_core_finish().
+ * - An engine only moves requests to the host and back: ops->submit hands it a request
+ *   that may start now (the core keeps submitted requests until blk_kick(), and FLUSHes
+ *   until they may go), ops->kick tells it to start what it was handed, and when the host
+ *   finished a request the engine calls blk_core_finish().
  *
  * Locking: be->lock protects everything below and is held around every ops call (an
  * engine's drain may drop it while waiting, e.g. pthread_cond_wait). Engines call
@@ -25,9 +27,9 @@ struct img;
 
 struct blk_backend_ops {
 	const char *name;
-	/* Queue req; it may only start at the next kick. */
+	/* req may start; the engine may hold it until the kick that follows. */
 	void (*submit)(struct blk_backend *be, struct blk_req *req);
-	/* Start everything queued. */
+	/* Start everything submitted. */
 	void (*kick)(struct blk_backend *be);
 	/* Collect what the host finished (blk_core_finish each). Optional. */
 	void (*reap)(struct blk_backend *be);
@@ -59,10 +61,13 @@ struct blk_backend {
 	int efd; /* eventfd: "the done list is not empty" (io_uring signals it too) */
 	pthread_mutex_t lock;
 	pthread_cond_t delivered; /* broadcast after each batch of done() calls */
-	struct blk_req_list ios;    /* started non-FLUSH requests, submission order */
-	struct blk_req_list parked; /* FLUSHes waiting for older requests */
+	struct blk_req_list pending; /* submitted, waiting for blk_kick() */
+	struct blk_req_list ios;     /* non-FLUSH requests not finished, submission order
+				      * (linked through io_next/io_prev) */
+	struct blk_req_list parked;  /* FLUSHes waiting for older requests */
 	struct blk_req_list done;   /* finished, done() not called yet */
 	uint64_t seq;
+	uint64_t kicked_seq; /* requests with seq <= this were covered by a blk_kick() */
 	unsigned outstanding; /* submitted, done() not returned */
 	bool draining;
 	bool reaping; /* in the completion handler: no need to signal efd */

@@ -55,6 +55,31 @@ struct blk_req *blk_list_pop(struct blk_req_list *l)
 	return r;
 }
 
+/* The in-flight order list has its own links: a request sits in it and in a queue. */
+static void blk_ios_append(struct blk_req_list *l, struct blk_req *r)
+{
+	r->io_next = NULL;
+	r->io_prev = l->tail;
+	if (l->tail)
+		l->tail->io_next = r;
+	else
+		l->head = r;
+	l->tail = r;
+}
+
+static void blk_ios_remove(struct blk_req_list *l, struct blk_req *r)
+{
+	if (r->io_prev)
+		r->io_prev->io_next = r->io_next;
+	else
+		l->head = r->io_next;
+	if (r->io_next)
+		r->io_next->io_prev = r->io_prev;
+	else
+		l->tail = r->io_prev;
+	r->io_next = r->io_prev = NULL;
+}
+
 /* --- iovecs --- */
 
 void blk_iov_advance(struct iovec **iov, int *cnt, uint64_t n)
@@ -110,10 +135,12 @@ static void blk_core_release_flushes(struct blk_backend *be)
 		struct blk_req *f = blk_list_pop(&be->parked);
 		if (be->draining) {
 			blk_core_done(be, f, -ECANCELED);
-			continue;
+		} else if (f->seq > be->kicked_seq) {
+			blk_list_append(&be->pending, f); /* starts with the caller's next kick */
+		} else {
+			be->ops->submit(be, f);
+			started = true;
 		}
-		be->ops->submit(be, f);
-		started = true;
 	}
 	if (started)
 		be->ops->kick(be);
@@ -124,7 +151,7 @@ void blk_core_finish(struct blk_backend *be, struct blk_req *req, int res)
 	if (res > 0)
 		res = 0;
 	if (req->op != BLK_OP_FLUSH) {
-		blk_list_remove(&be->ios, req);
+		blk_ios_remove(&be->ios, req);
 		blk_core_done(be, req, res);
 		blk_core_release_flushes(be);
 	} else {
@@ -249,22 +276,24 @@ void blk_submit(struct blk_backend *be, struct blk_req *req)
 	}
 	if (bad) {
 		blk_core_done(be, req, bad);
-	} else if (req->op == BLK_OP_FLUSH) {
-		/* Everything in ios is older than this FLUSH: wait for it. */
-		if (be->ios.head)
-			blk_list_append(&be->parked, req);
-		else
-			be->ops->submit(be, req);
+	} else if (req->op == BLK_OP_FLUSH && be->ios.head) {
+		/* Everything in ios is older than this FLUSH: it waits for them. */
+		blk_list_append(&be->parked, req);
 	} else {
-		blk_list_append(&be->ios, req);
-		be->ops->submit(be, req);
+		if (req->op != BLK_OP_FLUSH)
+			blk_ios_append(&be->ios, req);
+		blk_list_append(&be->pending, req);
 	}
 	pthread_mutex_unlock(&be->lock);
 }
 
 void blk_kick(struct blk_backend *be)
 {
+	struct blk_req *r;
 	pthread_mutex_lock(&be->lock);
+	be->kicked_seq = be->seq; /* parked FLUSHes up to here may start when released */
+	while ((r = blk_list_pop(&be->pending)))
+		be->ops->submit(be, r);
 	be->ops->kick(be);
 	pthread_mutex_unlock(&be->lock);
 }
@@ -276,6 +305,8 @@ void blk_drain(struct blk_backend *be)
 	struct blk_req *f;
 	while ((f = blk_list_pop(&be->parked)))
 		blk_core_done(be, f, -ECANCELED);
+	while ((f = blk_list_pop(&be->pending))) /* never started */
+		blk_core_finish(be, f, -ECANCELED);
 	be->ops->drain(be);
 	be->draining = false;
 	pthread_mutex_unlock(&be->lock);

@@ -25,8 +25,7 @@ struct pool {
 	unsigned nthreads;
 	pthread_cond_t work_cv; /* work queued or stop */
 	pthread_cond_t idle_cv; /* running dropped to 0 */
-	struct blk_req_list pending; /* submitted, not kicked */
-	struct blk_req_list queue;   /* kicked, not started */
+	struct blk_req_list queue; /* handed over, not started */
 	unsigned running;
 	bool stop;
 	int (*exec)(struct blk_backend *be, struct blk_req *r); /* without be->lock */
@@ -167,24 +166,13 @@ static void *pool_worker(void *arg)
 static void pool_submit(struct blk_backend *be, struct blk_req *r)
 {
 	struct pool *p = be->priv;
-	blk_list_append(&p->pending, r);
+	blk_list_append(&p->queue, r);
 }
 
 static void pool_kick(struct blk_backend *be)
 {
 	struct pool *p = be->priv;
-	struct blk_req *r;
-	bool any = false;
-
-	while ((r = blk_list_pop(&p->pending))) {
-		if (be->draining) {
-			blk_core_finish(be, r, -ECANCELED);
-			continue;
-		}
-		blk_list_append(&p->queue, r);
-		any = true;
-	}
-	if (any)
+	if (p->queue.head)
 		pthread_cond_broadcast(&p->work_cv);
 }
 
@@ -193,8 +181,6 @@ static void pool_drain(struct blk_backend *be)
 	struct pool *p = be->priv;
 	struct blk_req *r;
 
-	while ((r = blk_list_pop(&p->pending)))
-		blk_core_finish(be, r, -ECANCELED);
 	while ((r = blk_list_pop(&p->queue)))
 		blk_core_finish(be, r, -ECANCELED);
 	while (p->running)

@@ -96,7 +96,8 @@ struct blk_req {
 	void *opaque;
 
 	/* Private to the block layer. */
-	struct blk_req *next, *prev;
+	struct blk_req *next, *prev;	   /* queue links (pending, engine queues, done) */
+	struct blk_req *io_next, *io_prev; /* in-flight order, for FLUSH ordering */
 	uint64_t seq;
 	uint64_t progress; /* bytes done, for short transfers and zero-writing */
 	int result;

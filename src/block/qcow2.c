@@ -314,6 +314,17 @@ static int qcow2_check_layout(struct qcow2_state *s, char *err, size_t errlen)
 					   t[j].name, t[i].name);
 				return -EINVAL;
 			}
+	for (unsigned k = 0; k < s->nb_snaps; k++) {
+		const struct qcow2_snapshot *sn = &s->snaps[k];
+		uint64_t len = ALIGN_UP((uint64_t)sn->l1_size * 8, cs);
+		for (size_t i = 0; i < ARRAY_SIZE(t); i++)
+			if (ranges_overlap(sn->l1_offset, len, t[i].off, t[i].len)) {
+				img_seterr(s->im, err, errlen,
+					   "overlapping metadata: L1 table of snapshot '%s' overlaps %s",
+					   sn->id, t[i].name);
+				return -EINVAL;
+			}
+	}
 	return 0;
 }
 
@@ -354,7 +365,10 @@ static int qcow2_open_backing(struct qcow2_state *s, char *err, size_t errlen)
 	if (!s->backing_file)
 		return 0;
 	ret = img_open_backing(im, s->backing_file, fmt, &im->backing, sub, sizeof(sub));
-	if (ret)
+	/* Name the image whose backing file failed once, not every image above it. */
+	if (ret && strstr(sub, ": backing file '") && err && errlen)
+		snprintf(err, errlen, "%s", sub);
+	else if (ret)
 		img_seterr(im, err, errlen, "backing file '%s': %s", s->backing_file, sub);
 	return ret;
 }

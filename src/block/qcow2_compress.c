@@ -72,7 +72,7 @@ static int unzstd(struct qcow2_state *s, size_t in_len)
 
 int qcow2_decompress_cluster(struct qcow2_state *s, uint64_t l2e, uint8_t **out)
 {
-	uint64_t off, len;
+	uint64_t off, len, fsize;
 	int ret;
 
 	ret = comp_buffers(s);
@@ -83,7 +83,10 @@ int qcow2_decompress_cluster(struct qcow2_state *s, uint64_t l2e, uint8_t **out)
 		return 0;
 	}
 	qcow2_compressed_range(s, l2e, &off, &len);
-	if (len > 2 * s->cluster_size + 512 || off > (1ull << 62)) {
+	ret = img_file_size(s->im, &fsize);
+	if (ret)
+		return ret;
+	if (len > 2 * s->cluster_size + 512 || off >= fsize) {
 		vlog_rl("qcow2 '%s': compressed cluster descriptor 0x%llx out of range",
 			s->im->path, (unsigned long long)l2e);
 		return -EIO;

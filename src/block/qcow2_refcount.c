@@ -6,7 +6,9 @@
  * Placement rules that keep refcount metadata self-describing without recursion:
  * - a new refcount block for range t is put inside range t (nothing there is in use:
  *   the range had no block, so every refcount in it was 0); the allocator creates it
- *   when its scan enters the range, before it picks a run;
+ *   when its scan enters the range, before it picks a run of at most rb_entries/2;
+ * - a longer run goes past the last range that has a block, followed by new blocks
+ *   that count the run and themselves;
  * - a grown refcount table and the blocks that count it are put in ranges past
  *   everything allocated, counted by blocks written before the table that names them.
  */
@@ -337,6 +339,65 @@ int qcow2_rc_add(struct qcow2_state *s, uint64_t cluster, int64_t delta)
 	return qcow2_rc_set(s, cluster, rc + (uint64_t)delta);
 }
 
+/*
+ * A run longer than half a refcount range: put it in ranges that have no block yet
+ * (past the last one), followed by the blocks that count it and themselves.
+ */
+static int alloc_big(struct qcow2_state *s, uint64_t n, uint64_t *host)
+{
+	uint64_t rb = s->rb_entries, cs = s->cluster_size, R0 = 0, m = 1, P;
+	uint8_t *blocks = NULL, *tab = NULL;
+	int ret;
+
+	for (uint64_t t = s->reftable_size; t > 0; t--)
+		if (s->reftable[t - 1]) {
+			R0 = t;
+			break;
+		}
+	if (s->chk)
+		R0 = MAX(R0, (s->chk->n + rb - 1) / rb);
+	while ((n + m + rb - 1) / rb > m)
+		m++;
+	P = R0 * rb;
+	if ((P + n + m) * cs > QCOW2_OFFSET_MASK)
+		return -ENOSPC;
+	if (R0 + m > s->reftable_size) {
+		ret = grow_reftable(s, R0 + m - 1);
+		if (ret)
+			return ret;
+	}
+	blocks = calloc(m, cs);
+	tab = malloc(m * 8);
+	if (!blocks || !tab) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (uint64_t x = P; x < P + n + m; x++) {
+		rb_set(blocks + (x / rb - R0) * cs, s->refcount_order, x % rb, 1);
+		if (s->chk)
+			qcow2_check_note_alloc(s, x);
+	}
+	for (uint64_t k = 0; k < m; k++)
+		img_put_be64(tab + 8 * k, (P + n + k) * cs);
+	ret = img_file_pwrite(s->im, blocks, m * cs, (P + n) * cs);
+	if (!ret)
+		ret = img_file_sync(s->im); /* blocks before the table entries naming them */
+	if (!ret)
+		ret = img_file_pwrite(s->im, tab, m * 8, s->reftable_offset + R0 * 8);
+	if (ret)
+		goto out;
+	for (uint64_t k = 0; k < m; k++)
+		s->reftable[R0 + k] = (P + n + k) * cs;
+	ret = rb_sorted_rebuild(s);
+	for (uint64_t i = 0; i < n + m; i++)
+		qcow2_cache_drop(&s->l2c, (P + i) * cs);
+	*host = P * cs;
+out:
+	free(blocks);
+	free(tab);
+	return ret;
+}
+
 int qcow2_alloc_clusters(struct qcow2_state *s, uint64_t n, uint64_t *host)
 {
 	uint64_t rb = s->rb_entries, c = MAX(s->free_hint, 1), run = 0, run_start = 0;
@@ -347,6 +408,8 @@ int qcow2_alloc_clusters(struct qcow2_state *s, uint64_t n, uint64_t *host)
 		return -EIO;
 	if (!n || n > (1u << 20))
 		return -EINVAL;
+	if (n > rb / 2)
+		return alloc_big(s, n, host);
 	while (run < n) {
 		uint64_t t = c / rb, end = (t + 1) * rb;
 		const uint8_t *blk;

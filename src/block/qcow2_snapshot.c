@@ -340,7 +340,8 @@ int qcow2_snapshot_create(struct img *im, const char *name)
 		pthread_rwlock_unlock(&s->io_lock);
 		return -ENOMEM;
 	}
-	memcpy(snaps, s->snaps, s->nb_snaps * sizeof(*snaps));
+	if (s->nb_snaps)
+		memcpy(snaps, s->snaps, s->nb_snaps * sizeof(*snaps));
 	sn = &snaps[s->nb_snaps];
 	sn->id = strdup(id);
 	sn->name = strdup(name);
@@ -412,8 +413,9 @@ int qcow2_snapshot_delete(struct img *im, const char *id_or_name)
 		free(l1);
 		return sn_end(s, -ENOMEM);
 	}
-	memcpy(snaps, s->snaps, (size_t)i * sizeof(*snaps));
-	memcpy(snaps + i, s->snaps + i + 1, (s->nb_snaps - (unsigned)i - 1) * sizeof(*snaps));
+	for (unsigned k = 0, o = 0; k < s->nb_snaps; k++)
+		if (k != (unsigned)i)
+			snaps[o++] = s->snaps[k];
 	{
 		struct qcow2_snapshot *old = s->snaps;
 		unsigned oldn = s->nb_snaps;

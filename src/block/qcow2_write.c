@@ -107,7 +107,7 @@ static int write_locked(struct qcow2_state *s, const struct iovec *iov, int iovc
 			size_t len)
 {
 	uint64_t cs = s->cluster_size, per = 1ull << s->l2_bits;
-	uint64_t maxrun = 1024; /* clusters per allocation */
+	uint64_t maxrun = MAX(MIN(s->rb_entries / 2, 1024), 1); /* clusters per allocation */
 	struct iovec sl[QCOW2_IOV_MAX];
 	size_t pos = 0, cov;
 	int ret = 0;

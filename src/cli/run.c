@@ -31,6 +31,9 @@ static void usage_run(FILE *f)
 		"  --cpu-template NAME    CPUID template: host (default) or baseline\n"
 		"  --on-reboot ACTION     restart (default) or exit when the guest reboots\n"
 		"  --no-rng               leave out the virtio-rng device\n"
+		"  --disk PATH[,format=raw|qcow2|vmdk|vhd][,readonly=on][,serial=S]\n"
+		"         [,cache=writeback|writethrough|none|unsafe]\n"
+		"                         a virtio-blk disk (repeatable; the format is never guessed)\n"
 		"  --api-sock PATH        control socket (default $XDG_RUNTIME_DIR/vireo-PID.sock)\n"
 		"  --kvm-device PATH      KVM device (default /dev/kvm)\n"
 		"  -v, --verbose          more log output (repeat for debug)\n"
@@ -56,6 +59,7 @@ enum {
 	OPT_NO_RNG,
 	OPT_API_SOCK,
 	OPT_KVM,
+	OPT_DISK,
 	OPT_HELP,
 };
 
@@ -70,6 +74,7 @@ static const struct option run_opts[] = {
 	{"no-rng", no_argument, NULL, OPT_NO_RNG},
 	{"api-sock", required_argument, NULL, OPT_API_SOCK},
 	{"kvm-device", required_argument, NULL, OPT_KVM},
+	{"disk", required_argument, NULL, OPT_DISK},
 	{"verbose", no_argument, NULL, 'v'},
 	{"quiet", no_argument, NULL, 'q'},
 	{"help", no_argument, NULL, OPT_HELP},
@@ -237,6 +242,17 @@ int cli_run(int argc, char **argv)
 				return usage_error("--kvm-device '%s': empty path", optarg);
 			cfg.kvm_path = optarg;
 			break;
+		case OPT_DISK: {
+			char derr[256];
+			if (cfg.nr_disks >= VM_MAX_DISKS)
+				return usage_error("--disk '%s': too many disks (at most 16)", optarg);
+			if (blk_parse_disk_opt(optarg, &cfg.disks[cfg.nr_disks], derr, sizeof(derr))) {
+				fprintf(stderr, "vireo: %s (try 'vireo run --help')\n", derr);
+				return CLI_EXIT_USAGE;
+			}
+			cfg.nr_disks++;
+			break;
+		}
 		case 'v':
 			verbose++;
 			break;

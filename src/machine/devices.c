@@ -26,14 +26,20 @@ static void devices_console_quit(void *ctx)
 
 int machine_persist_init(struct machine *m, char *err, size_t errlen)
 {
-	(void)err;
-	(void)errlen;
 	memset(&m->persist, 0, sizeof(m->persist));
+	for (unsigned i = 0; i < m->cfg.nr_disks; i++) {
+		int r = blk_open(&m->persist.disk[i], &m->cfg.disks[i], NULL, err, errlen);
+		if (r)
+			return r;
+	}
 	return 0;
 }
 
 void machine_persist_fini(struct machine *m)
 {
+	for (unsigned i = 0; i < VM_MAX_DISKS; i++)
+		if (m->persist.disk[i])
+			blk_close(m->persist.disk[i]);
 	memset(&m->persist, 0, sizeof(m->persist));
 }
 
@@ -71,6 +77,12 @@ int machine_devices_create(struct machine *m, char *err, size_t errlen)
 	d->pci_ok = true;
 	if (m->cfg.rng)
 		ATTACH(virtio_rng_create(&d->rng, plat, &d->pci), "virtio-rng");
+	for (unsigned i = 0; i < m->cfg.nr_disks; i++) {
+		struct blk_backend *be = m->persist.disk[i];
+		ATTACH(blk_attach_loop(be, &m->loop), "disk I/O");
+		/* One request queue per vCPU. */
+		ATTACH(virtio_blk_create(&d->blk[i], plat, &d->pci, be, m->cfg.cpus), "virtio-blk");
+	}
 	return 0;
 }
 
@@ -100,6 +112,13 @@ void machine_devices_destroy(struct machine *m)
 		pci_host_fini(&d->pci);
 	if (d->rng)
 		virtio_rng_destroy(d->rng);
+	for (unsigned i = 0; i < VM_MAX_DISKS; i++) {
+		if (d->blk[i])
+			virtio_blk_destroy(d->blk[i]);
+		/* Completions go nowhere until the next boot's loop takes the disk. */
+		if (m->persist.disk[i] && blk_attach_loop(m->persist.disk[i], NULL))
+			vwarn("disk %u: cannot detach from the I/O loop", i);
+	}
 	if (d->pm_ok)
 		acpi_pm_fini(&d->pm);
 	if (d->post_ok)

@@ -15,8 +15,10 @@
 #include "devices/legacy/i8042.h"
 #include "devices/legacy/post.h"
 #include "devices/legacy/uart8250.h"
+#include "devices/virtio/virtio_blk.h"
 #include "devices/virtio/virtio_rng.h"
 #include "machine/console.h"
+#include "machine/vm_config.h"
 
 struct machine;
 
@@ -28,14 +30,17 @@ struct machine_devices {
 	struct acpi_pm pm;
 	struct pci_host pci;
 	struct virtio_rng *rng;
+	struct virtio_blk *blk[VM_MAX_DISKS];
 	struct console console;
 	bool uart_ok, kbd_ok, rtc_ok, post_ok, pm_ok, pci_ok, console_ok;
 };
 
-/* What survives a guest reset: the CMOS NVRAM (battery-backed on a PC). */
+/* What survives a guest reset: the CMOS NVRAM (battery-backed on a PC) and the open disk
+ * backends (their image locks stay held while the VM reboots). */
 struct machine_persist {
 	struct cmos_rtc_state cmos;
 	bool cmos_valid;
+	struct blk_backend *disk[VM_MAX_DISKS];
 };
 
 int machine_persist_init(struct machine *m, char *err, size_t errlen) WUR;

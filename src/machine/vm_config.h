@@ -7,6 +7,9 @@
 #define VIREO_MACHINE_VM_CONFIG_H
 
 #include "common/compiler.h"
+#include "block/block.h"
+
+#define VM_MAX_DISKS 16
 
 enum on_reboot { ON_REBOOT_RESTART, ON_REBOOT_EXIT };
 
@@ -23,6 +26,8 @@ struct vm_config {
 	const char *kvm_path;	 /* "/dev/kvm" */
 	int console_escape;	 /* escape character (Ctrl-A = 1) */
 	bool console;		 /* connect stdin/stdout to COM1 */
+	unsigned nr_disks;
+	struct blk_config disks[VM_MAX_DISKS]; /* virtio-blk disks, in PCI slot order */
 };
 
 #define VM_DEFAULT_MEMORY (256ULL << 20)

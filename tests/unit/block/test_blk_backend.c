@@ -633,15 +633,31 @@ static void test_flush_waits_for_older_requests(void **state)
 	sc_finish(t->be, &s, 0, 0); /* w1: now the flush goes */
 	assert_int_equal(s.nsub, 4);
 	assert_ptr_equal(s.sub[3], &f1);
-	/* A flush with nothing older in flight goes straight to the engine. */
+	/* A flush with nothing older in flight goes to the engine with the next kick. */
 	f2 = (struct blk_req){.op = BLK_OP_FLUSH, .done = on_done, .opaque = t};
 	blk_submit(t->be, &f2);
+	assert_int_equal(s.nsub, 4);
+	blk_kick(t->be);
 	assert_int_equal(s.nsub, 5);
 	sc_finish(t->be, &s, 3, -EIO);
 	sc_finish(t->be, &s, 4, 0);
 	wait_done(t, 5);
 	assert_ptr_equal(t->order[3], &f1);
 	assert_int_equal(t->result[3], -EIO);
+
+	/* A flush released by a completion before anyone kicked it waits for the kick. */
+	struct blk_req w4, f3;
+	rw(t, &w4, BLK_OP_WRITE, 0, &v, 1);
+	blk_kick(t->be);
+	f3 = (struct blk_req){.op = BLK_OP_FLUSH, .done = on_done, .opaque = t};
+	blk_submit(t->be, &f3);
+	sc_finish(t->be, &s, 5, 0);
+	assert_int_equal(s.nsub, 6);
+	blk_kick(t->be);
+	assert_int_equal(s.nsub, 7);
+	assert_ptr_equal(s.sub[6], &f3);
+	sc_finish(t->be, &s, 6, 0);
+	wait_done(t, 7);
 	assert_int_equal(blk_outstanding(t->be), 0);
 	blk_close(t->be); /* s lives on this stack */
 	t->be = NULL;
@@ -657,11 +673,14 @@ static void test_drain_cancels_parked_flush(void **state)
 	struct blk_req w, f;
 	assert_int_equal(blk_backend_new(&t->be, &script_ops, &s, &info, NULL), 0);
 	rw(t, &w, BLK_OP_WRITE, 0, &v, 1);
+	blk_kick(t->be);
 	f = (struct blk_req){.op = BLK_OP_FLUSH, .done = on_done, .opaque = t};
 	blk_submit(t->be, &f);
+	blk_kick(t->be);
+	assert_int_equal(s.nsub, 1); /* the flush is parked behind the write */
 	blk_drain(t->be);
 	assert_int_equal(s.drains, 1);
-	assert_int_equal(s.nsub, 0); /* the parked flush never reached the engine */
+	assert_int_equal(s.nsub, 0); /* the engine finished the write; the flush never went */
 	wait_done(t, 2);
 	for (int i = 0; i < 2; i++)
 		assert_int_equal(t->result[i], t->order[i] == &f ? -ECANCELED : 0);

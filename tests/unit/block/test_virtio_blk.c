@@ -16,6 +16,9 @@
 
 #include "test_virtio_blk_helper.h"
 #include "devices/virtio/virtio.h"
+#include "block/qcow2.h"
+
+#include <unistd.h>
 
 #define ALL_FEATURES                                                                               \
 	(VIRTIO_BIT(VIRTIO_BLK_F_SEG_MAX) | VIRTIO_BIT(VIRTIO_BLK_F_BLK_SIZE) |                    \
@@ -243,6 +246,14 @@ static void test_get_id_short_serial(void **state)
 	struct tbuf b = {VBX_DATA, 20, true};
 	assert_int_equal(vbx_do(x, 0, VIRTIO_BLK_T_GET_ID, 0, &b, 1), VIRTIO_BLK_S_OK);
 	assert_memory_equal(id, "disk1\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 20);
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return false;
+	return true;
 }
 
 static uint64_t put_segs(struct vbx *x, const struct virtio_blk_dwz_seg *s, unsigned n)
@@ -481,6 +492,48 @@ static void test_interrupt_batching(void **state)
 	assert_int_equal(tpci_msi_fired(&x->p, 1), 1);
 }
 
+/* A qcow2 disk: the image engine runs the format's calls on worker threads. */
+static void test_qcow2_disk(void **state)
+{
+	struct vbx *x = *state;
+	struct qcow2_create_opts o = {.size = VBX_DISK};
+	char err[256];
+	unlink(x->path);
+	if (qcow2_create(x->path, &o, err, sizeof(err)))
+		fail_msg("qcow2_create: %s", err);
+	struct blk_config cfg;
+	blk_config_defaults(&cfg);
+	snprintf(cfg.format, sizeof(cfg.format), "qcow2");
+	vbx_attach_file(x, &cfg, 1);
+	struct blk_info info;
+	blk_get_info(x->be, &info);
+	assert_string_equal(info.engine, "image");
+	assert_int_equal(vbx_cfg(x, 0, 8), VBX_DISK / 512);
+	vbx_up(x, ALL_FEATURES);
+
+	/* Unwritten clusters read as zeroes; writes read back, also after a device reset. */
+	struct tbuf d = {VBX_DATA, 8192, true};
+	memset(tmem(&x->fp.mem, VBX_DATA, 8192), 0x77, 8192);
+	assert_int_equal(vbx_do(x, 0, VIRTIO_BLK_T_IN, 100, &d, 1), VIRTIO_BLK_S_OK);
+	assert_true(all_zero(tmem(&x->fp.mem, VBX_DATA, 8192), 8192));
+	fill(x, VBX_DATA, 8192, 100 * 512, 21);
+	d.write = false;
+	assert_int_equal(vbx_do(x, 0, VIRTIO_BLK_T_OUT, 100, &d, 1), VIRTIO_BLK_S_OK);
+	assert_int_equal(vbx_do(x, 0, VIRTIO_BLK_T_FLUSH, 0, NULL, 0), VIRTIO_BLK_S_OK);
+	struct virtio_blk_dwz_seg s = {104, 4, 0};
+	struct tbuf p = {put_segs(x, &s, 1), 16, false};
+	assert_int_equal(vbx_do(x, 0, VIRTIO_BLK_T_WRITE_ZEROES, 0, &p, 1), VIRTIO_BLK_S_OK);
+	vbx_up(x, ALL_FEATURES);
+	d = (struct tbuf){VBX_DATA + 0x10000, 8192, true};
+	assert_int_equal(vbx_do(x, 0, VIRTIO_BLK_T_IN, 100, &d, 1), VIRTIO_BLK_S_OK);
+	const uint8_t *r = tmem(&x->fp.mem, VBX_DATA + 0x10000, 8192);
+	check(r, 2048, 100 * 512, 21);
+	assert_true(all_zero(r + 2048, 2048));
+	check(r + 4096, 4096, 108 * 512, 21);
+	/* Beyond the virtual size: refused before reaching the format. */
+	assert_int_equal(vbx_do(x, 0, VIRTIO_BLK_T_IN, VBX_DISK / 512, &d, 1), VIRTIO_BLK_S_IOERR);
+}
+
 static int uring_group(void **state)
 {
 	(void)state;
@@ -504,7 +557,9 @@ int main(void)
 		T(test_dwz_validation),	     T(test_dwz_not_negotiated),  T(test_readonly_disk),
 		T(test_multiqueue),	     T(test_writeback_toggle),	 T(test_interrupt_batching),
 	};
+	const struct CMUnitTest image_tests[] = {T(test_qcow2_disk)};
 	int fails = cmocka_run_group_tests_name("io_uring", tests, uring_group, NULL);
 	fails += cmocka_run_group_tests_name("threads", tests, threads_group, NULL);
+	fails += cmocka_run_group_tests_name("image", image_tests, NULL, NULL);
 	return fails;
 }
