@@ -23,7 +23,7 @@ run: deps all
 	$(BUILD)/src/cli/vireo run
 
 check: deps all
-	$(MESON_TEST) -C $(BUILD) --suite unit --suite probe
+	$(MESON_TEST) -C $(BUILD) --suite unit --suite probe --suite net
 	$(MAKE) check-asan check-fuzz
 	$(MESON_TEST) -C $(BUILD) --suite linux
 

@@ -21,7 +21,7 @@ QEMU microvm with -cpu host minus the same features; both are killed at the mark
 Part 4 (--touch): the same exit path after the guest wrote every 4 KiB page of 236 MiB
 (bench-guest-touch), against kvm-floor with anonymous RAM, with and without MADV_HUGEPAGE.
 
---vireo-alt PATH adds a second Vireo binary to parts 1, 2 and 4 (A/B test of a change).
+--vireo-alt PATH adds a second Vireo binary to every part (A/B test of a change).
 
 Python standard library only; nothing is written outside a temporary directory (but for
 --keep-logs).
@@ -400,15 +400,18 @@ def bench_linux(a, t):
     known = qemu_flags(a.qemu)
     hide = [f for f in BASELINE_HIDDEN_QEMU if f in known]
     unknown = [f for f in BASELINE_HIDDEN_QEMU if f not in known]
-    vcmd = ([t["vireo"], "run", "--kernel", kernel] + (["--initrd", initrd] if initrd else [])
-            + ["--cmdline", a.cmdline, "--cpus", "1", "--memory", "256M",
-               "--cpu-template", "baseline", "--on-reboot", "exit", "--no-rng"])
+    def vcmd(path):
+        return ([path, "run", "--kernel", kernel] + (["--initrd", initrd] if initrd else [])
+                + ["--cmdline", a.cmdline, "--cpus", "1", "--memory", "256M",
+                   "--cpu-template", "baseline", "--on-reboot", "exit", "--no-rng"])
     qcmd = ([a.qemu, "-M", "microvm", "-enable-kvm",
              "-cpu", "host" + "".join(",-" + f for f in hide), "-smp", "1", "-m", "256M",
              "-kernel", kernel] + (["-initrd", initrd] if initrd else [])
             + ["-append", a.cmdline, "-nographic", "-no-reboot", "-nodefaults",
                "-serial", "stdio"])
-    contenders = [("vireo", vcmd), ("qemu", qcmd)]
+    contenders = [("vireo", vcmd(t["vireo"])), ("qemu", qcmd)]
+    if a.vireo_alt:
+        contenders.append(("vireo-alt", vcmd(os.path.abspath(a.vireo_alt))))
     markers = [m for _, m in LINUX_MARKERS if m != a.marker] + [a.marker]
     label = {m: lbl for lbl, m in LINUX_MARKERS}
     label.setdefault(a.marker, a.marker)
@@ -422,7 +425,7 @@ def bench_linux(a, t):
         print("baseline features this QEMU has no name for (left out): %s" % " ".join(unknown))
     print("commands, each under bench-spawn (stdin /dev/null, stdout+stderr read here):")
     for name, cmd in contenders:
-        print("  %-5s %s" % (name, fmt_cmd(cmd)))
+        print("  %-9s %s" % (name, fmt_cmd(cmd)))
     print("%d run(s) each (--linux-runs N), interleaved; a boot here takes up to a minute"
           % a.linux_runs)
     sys.stdout.flush()
@@ -439,7 +442,7 @@ def bench_linux(a, t):
                           "wb") as f:
                     f.write(r.out)
             last = max((m for m in seen if m in label), key=seen.get, default=None)
-            print("  run %d %-5s: stopped after %6.1f s by %s; furthest marker: %s"
+            print("  run %d %-9s: stopped after %6.1f s by %s; furthest marker: %s"
                   % (i + 1, name, r.wall, end,
                      "%r at %.2f s" % (label[last], seen[last]) if last else "none"))
             if end != "marker":
@@ -452,17 +455,20 @@ def bench_linux(a, t):
 
     reached = [m for m in order if all(m in s for rs in results.values() for s, _ in rs)]
     print()
-    print("%-20s %-15s %-15s %s" % ("seconds to marker", "vireo: med (n)", "qemu: med (n)",
-                                    "vireo/qemu"))
+    names = [name for name, _ in contenders]
+    print("%-18s" % "s to marker, med" + "".join("%16s" % n for n in names) + "   vireo/qemu"
+          + ("  alt/qemu" if a.vireo_alt else ""))
     for m in order:
-        vs = [s[m] for s, _ in results["vireo"] if m in s]
-        qs = [s[m] for s, _ in results["qemu"] if m in s]
-        print("%-20s %7.2f (%d/%d)   %7.2f (%d/%d)   %7.3fx%s"
-              % (label[m], med(vs), len(vs), a.linux_runs, med(qs), len(qs), a.linux_runs,
-                 ratio(med(vs), med(qs)), "" if m in reached else "   (not reached in all runs)"))
+        meds = {n: med([s[m] for s, _ in results[n] if m in s]) for n in names}
+        cnt = {n: sum(1 for s, _ in results[n] if m in s) for n in names}
+        print("%-18s" % label[m]
+              + "".join("%10.2f (%d/%d)" % (meds[n], cnt[n], a.linux_runs) for n in names)
+              + "   %8.3fx" % ratio(meds["vireo"], meds["qemu"])
+              + ("  %7.3fx" % ratio(meds["vireo-alt"], meds["qemu"]) if a.vireo_alt else "")
+              + ("" if m in reached else "   (not reached in all runs)"))
     for name, rs in results.items():
         runs = [r for _, r in rs]
-        print("%-5s until stopped: CPU %.2f s (usr %.2f + sys %.2f), peak RSS %.0f KiB (medians)"
+        print("%-9s until stopped: CPU %.2f s (usr %.2f + sys %.2f), peak RSS %.0f KiB (medians)"
               % (name, med([r.cpu for r in runs]), med([r.user for r in runs]),
                  med([r.sys for r in runs]), med([r.rss for r in runs])))
     if reached:
@@ -484,7 +490,7 @@ def main():
     ap.add_argument("--timeout", type=float, default=10.0, help="per-run timeout, s (10)")
     ap.add_argument("--qemu", default="qemu-system-x86_64", help="QEMU binary")
     ap.add_argument("--vireo-alt", metavar="PATH",
-                    help="a second vireo binary (say, with a candidate fix) for parts 1, 2, 4")
+                    help="a second vireo binary (say, with a candidate fix), in every part")
     ap.add_argument("--no-start", action="store_true", help="skip parts 1+2")
     ap.add_argument("--touch", action="store_true",
                     help="also run part 4, a guest populating 236 MiB of RAM (~20 s)")

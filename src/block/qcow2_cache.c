@@ -59,14 +59,20 @@ static int cache_write_entry(struct qcow2_state *s, struct qcow2_cache *c, unsig
 int qcow2_cache_get(struct qcow2_state *s, struct qcow2_cache *c, uint64_t off, bool load,
 		    unsigned *idx)
 {
-	unsigned victim = c->n;
+	unsigned victim = c->n, last = c->last;
 	int ret;
 
+	if (last < c->n && c->offset[last] == off) { /* sequential I/O stays in one table */
+		c->lru[last] = ++c->tick;
+		c->pins[last]++;
+		*idx = last;
+		return 0;
+	}
 	for (unsigned i = 0; i < c->n; i++) {
 		if (c->offset[i] == off) {
 			c->lru[i] = ++c->tick;
 			c->pins[i]++;
-			*idx = i;
+			*idx = c->last = i;
 			return 0;
 		}
 		if (c->pins[i])
@@ -84,8 +90,8 @@ int qcow2_cache_get(struct qcow2_state *s, struct qcow2_cache *c, uint64_t off, 
 	}
 	c->offset[victim] = 0;
 	c->dirty[victim] = false;
+	uint64_t fsize = 0;
 	if (load && c->is_l2) {
-		uint64_t fsize;
 		ret = img_file_size(s->im, &fsize);
 		if (ret)
 			return ret;
@@ -101,7 +107,7 @@ int qcow2_cache_get(struct qcow2_state *s, struct qcow2_cache *c, uint64_t off, 
 		if (ret)
 			return ret;
 		if (c->is_l2) {
-			ret = qcow2_l2_validate(s, qcow2_cache_data(c, victim), off);
+			ret = qcow2_l2_validate(s, qcow2_cache_data(c, victim), off, fsize);
 			if (ret)
 				return ret;
 		}
@@ -111,7 +117,7 @@ int qcow2_cache_get(struct qcow2_state *s, struct qcow2_cache *c, uint64_t off, 
 	c->offset[victim] = off;
 	c->lru[victim] = ++c->tick;
 	c->pins[victim] = 1;
-	*idx = victim;
+	*idx = c->last = victim;
 	return 0;
 }
 

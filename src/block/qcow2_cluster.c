@@ -31,7 +31,8 @@ void qcow2_compressed_range(const struct qcow2_state *s, uint64_t l2e, uint64_t 
 	*len = nsec * 512 - (*off & 511);
 }
 
-static const char *l2e_problem(struct qcow2_state *s, uint64_t e, uint64_t l2_off)
+static const char *l2e_problem(struct qcow2_state *s, uint64_t e, uint64_t l2_off,
+			       uint64_t fsize)
 {
 	uint64_t cs = s->cluster_size, off, len;
 
@@ -39,6 +40,8 @@ static const char *l2e_problem(struct qcow2_state *s, uint64_t e, uint64_t l2_of
 		if (e & QCOW2_OFLAG_COPIED)
 			return "compressed cluster with COPIED flag";
 		qcow2_compressed_range(s, e, &off, &len);
+		if (off >= fsize)
+			return "compressed data beyond end of file";
 		if (off < cs || qcow2_overlaps_meta(s, off, len) ||
 		    (off < l2_off + cs && l2_off < off + len))
 			return "compressed data overlaps metadata";
@@ -52,12 +55,14 @@ static const char *l2e_problem(struct qcow2_state *s, uint64_t e, uint64_t l2_of
 									   : NULL;
 	if (off % cs)
 		return "unaligned cluster offset";
+	if (off >= fsize)
+		return "cluster offset beyond end of file";
 	if (off == l2_off || qcow2_overlaps_meta(s, off, cs))
 		return "cluster offset points into metadata";
 	return NULL;
 }
 
-int qcow2_l2_validate(struct qcow2_state *s, const uint64_t *l2, uint64_t l2_off)
+int qcow2_l2_validate(struct qcow2_state *s, const uint64_t *l2, uint64_t l2_off, uint64_t fsize)
 {
 	const uint8_t *raw = (const uint8_t *)l2;
 	uint64_t n = s->cluster_size / 8;
@@ -67,7 +72,7 @@ int qcow2_l2_validate(struct qcow2_state *s, const uint64_t *l2, uint64_t l2_off
 		const char *why;
 		if (!e)
 			continue;
-		why = l2e_problem(s, e, l2_off);
+		why = l2e_problem(s, e, l2_off, fsize);
 		if (why) {
 			vlog_rl("qcow2 '%s': L2 table 0x%llx entry %llu (0x%llx): %s", s->im->path,
 				(unsigned long long)l2_off, (unsigned long long)i,

@@ -186,7 +186,7 @@ out:
 static int preallocate(struct img *im, enum qcow2_prealloc mode)
 {
 	struct qcow2_state *s = im->priv;
-	uint64_t cs = s->cluster_size, per = cs / 8, ncl = (im->size + cs - 1) / cs, end = 0;
+	uint64_t cs = s->cluster_size, per = cs / 8, ncl = (im->size + cs - 1) / cs;
 	int ret = 0;
 
 	pthread_rwlock_wrlock(&s->io_lock);
@@ -197,12 +197,17 @@ static int preallocate(struct img *im, enum qcow2_prealloc mode)
 		if (ret)
 			break;
 		ret = qcow2_alloc_clusters(s, n, &host);
+		if (!ret) { /* the file covers the clusters before any entry names them */
+			uint64_t fsize;
+			ret = img_file_size(im, &fsize);
+			if (!ret && fsize < host + n * cs && ftruncate(im->fd, (off_t)(host + n * cs)))
+				ret = -errno;
+		}
 		if (!ret) {
 			uint8_t *raw = qcow2_cache_data(&s->l2c, idx);
 			for (uint64_t i = 0; i < n; i++)
 				img_put_be64(raw + 8 * i, (host + i * cs) | QCOW2_OFLAG_COPIED);
 			qcow2_cache_mark_dirty(&s->l2c, idx);
-			end = MAX(end, host + n * cs);
 			if (mode == QCOW2_PREALLOC_FULL &&
 			    posix_fallocate(im->fd, (off_t)host, (off_t)(n * cs)))
 				ret = -EIO;
@@ -211,12 +216,6 @@ static int preallocate(struct img *im, enum qcow2_prealloc mode)
 	}
 	if (!ret)
 		ret = qcow2_meta_flush(s);
-	if (!ret) {
-		uint64_t fsize;
-		ret = img_file_size(im, &fsize);
-		if (!ret && fsize < end && ftruncate(im->fd, (off_t)end) < 0)
-			ret = -errno;
-	}
 	pthread_rwlock_unlock(&s->io_lock);
 	return ret;
 }

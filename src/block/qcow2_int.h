@@ -72,7 +72,8 @@ struct qcow2_cache {
 	uint32_t *pins;
 	bool *dirty;
 	uint64_t tick;
-	bool is_l2; /* writing back a dirty L2 needs the refcounts on disk first */
+	unsigned last; /* entry of the last hit, tried first */
+	bool is_l2;    /* writing back a dirty L2 needs the refcounts on disk first */
 };
 
 struct qcow2_snapshot {
@@ -190,7 +191,8 @@ enum qcow2_ctype qcow2_l2e_type(const struct qcow2_state *s, uint64_t l2e);
 /* Host byte range [*off, *off+*len) holding a compressed cluster's data. */
 void qcow2_compressed_range(const struct qcow2_state *s, uint64_t l2e, uint64_t *off,
 			    uint64_t *len);
-int qcow2_l2_validate(struct qcow2_state *s, const uint64_t *l2, uint64_t l2_off) WUR;
+int qcow2_l2_validate(struct qcow2_state *s, const uint64_t *l2, uint64_t l2_off,
+		      uint64_t fsize) WUR;
 int qcow2_l2_entry(struct qcow2_state *s, const uint64_t *l1, uint32_t l1_size, uint64_t gcl,
 		   uint64_t *l2e) WUR;
 /* Read guest [off, off+len) through an L1 table (active or a snapshot's) into iov. */

@@ -228,14 +228,15 @@ static int grow_reftable(struct qcow2_state *s, uint64_t t)
 	uint8_t *blocks = NULL, *rawtab = NULL;
 	int ret;
 
+	if (t >= QCOW2_MAX_REFTABLE_BYTES / 8)
+		return -EFBIG;
+
 	if (s->chk) /* repair: clusters in use may lie beyond the old table */
 		R = MAX(R, (s->chk->n + rb - 1) / rb);
 	entries = ALIGN_UP(MAX(R + 1, s->reftable_size * 2), per);
 	for (int iter = 0; iter < 64; iter++) {
 		S = entries / per;
-		m = 1;
-		while ((S + m + rb - 1) / rb > m)
-			m++;
+		m = (S + rb - 2) / (rb - 1); /* blocks counting the table and themselves */
 		if (entries >= R + m)
 			break;
 		entries = ALIGN_UP(R + m, per);
@@ -356,8 +357,7 @@ static int alloc_big(struct qcow2_state *s, uint64_t n, uint64_t *host)
 		}
 	if (s->chk)
 		R0 = MAX(R0, (s->chk->n + rb - 1) / rb);
-	while ((n + m + rb - 1) / rb > m)
-		m++;
+	m = (n + rb - 2) / (rb - 1);
 	P = R0 * rb;
 	if ((P + n + m) * cs > QCOW2_OFFSET_MASK)
 		return -ENOSPC;

@@ -42,9 +42,13 @@ int qcow2_l2_writable(struct qcow2_state *s, uint64_t l1i, unsigned *idx)
 	if (!ret)
 		ret = qcow2_cache_get(s, &s->l2c, nw, false, idx);
 	if (old) {
-		if (!ret)
-			memcpy(qcow2_cache_data(&s->l2c, *idx), qcow2_cache_data(&s->l2c, oidx),
-			       s->cluster_size);
+		if (!ret) {
+			/* Everything a shared table references is shared: no COPIED in the copy. */
+			uint8_t *dst = qcow2_cache_data(&s->l2c, *idx);
+			memcpy(dst, qcow2_cache_data(&s->l2c, oidx), s->cluster_size);
+			for (uint64_t k = 0; k < s->cluster_size / 8; k++)
+				img_put_be64(dst + 8 * k, img_be64(dst + 8 * k) & ~QCOW2_OFLAG_COPIED);
+		}
 		qcow2_cache_put(&s->l2c, oidx);
 		if (!ret)
 			ret = qcow2_free_deferred(s, old, s->cluster_size);

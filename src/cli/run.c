@@ -6,6 +6,7 @@
 #include "kvm/cpuid.h"
 #include "machine/machine.h"
 #include "machine/console.h"
+#include "net/net.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -31,6 +32,9 @@ static void usage_run(FILE *f)
 		"  --cpu-template NAME    CPUID template: host (default) or baseline\n"
 		"  --on-reboot ACTION     restart (default) or exit when the guest reboots\n"
 		"  --no-rng               leave out the virtio-rng device\n"
+		"  --net SPEC             a virtio-net NIC (repeatable): tap=IFNAME, network=BRIDGE\n"
+		"                         or user, then [,mac=MAC][,hostfwd=tcp:HPORT-:GPORT]\n"
+		"                         [,vhost=on|off]\n"
 		"  --disk PATH[,format=raw|qcow2|vmdk|vhd][,readonly=on][,serial=S]\n"
 		"         [,cache=writeback|writethrough|none|unsafe]\n"
 		"                         a virtio-blk disk (repeatable; the format is never guessed)\n"
@@ -57,6 +61,7 @@ enum {
 	OPT_TEMPLATE,
 	OPT_ON_REBOOT,
 	OPT_NO_RNG,
+	OPT_NET,
 	OPT_API_SOCK,
 	OPT_KVM,
 	OPT_DISK,
@@ -72,6 +77,7 @@ static const struct option run_opts[] = {
 	{"cpu-template", required_argument, NULL, OPT_TEMPLATE},
 	{"on-reboot", required_argument, NULL, OPT_ON_REBOOT},
 	{"no-rng", no_argument, NULL, OPT_NO_RNG},
+	{"net", required_argument, NULL, OPT_NET},
 	{"api-sock", required_argument, NULL, OPT_API_SOCK},
 	{"kvm-device", required_argument, NULL, OPT_KVM},
 	{"disk", required_argument, NULL, OPT_DISK},
@@ -232,6 +238,15 @@ int cli_run(int argc, char **argv)
 		case OPT_NO_RNG:
 			cfg.rng = false;
 			break;
+		case OPT_NET: {
+			char nerr[256];
+			if (cfg.nr_nics >= VM_MAX_NICS)
+				return usage_error("--net '%s': too many NICs (at most 8)", optarg);
+			if (net_parse_opt(optarg, &cfg.nics[cfg.nr_nics], nerr, sizeof(nerr)))
+				return usage_error("%s", nerr);
+			cfg.nr_nics++;
+			break;
+		}
 		case OPT_API_SOCK:
 			if (!*optarg)
 				return usage_error("--api-sock '%s': empty path", optarg);

@@ -32,11 +32,30 @@ int machine_persist_init(struct machine *m, char *err, size_t errlen)
 		if (r)
 			return r;
 	}
+	/* On the main thread: passt's parent-death signal is tied to the forking thread. */
+	for (unsigned i = 0; i < m->cfg.nr_nics; i++) {
+		const struct net_config *nc = &m->cfg.nics[i];
+		char e[256];
+		int r = net_backend_open(&m->persist.net_be[i], nc, e, sizeof(e));
+		if (r) {
+			snprintf(err, errlen, "--net #%u: %s", i + 1, e);
+			return r;
+		}
+		/* Default MAC: stable for a VM with a fixed --api-sock, unique per process else. */
+		char id[32];
+		snprintf(id, sizeof(id), "pid-%d", (int)getpid());
+		if (nc->has_mac)
+			memcpy(m->persist.net_mac[i], nc->mac, 6);
+		else
+			net_mac_default(m->persist.net_mac[i], m->cfg.api_sock ? m->cfg.api_sock : id, i);
+	}
 	return 0;
 }
 
 void machine_persist_fini(struct machine *m)
 {
+	for (unsigned i = 0; i < VM_MAX_NICS; i++)
+		net_backend_close(m->persist.net_be[i]);
 	for (unsigned i = 0; i < VM_MAX_DISKS; i++)
 		if (m->persist.disk[i])
 			blk_close(m->persist.disk[i]);
@@ -77,6 +96,10 @@ int machine_devices_create(struct machine *m, char *err, size_t errlen)
 	d->pci_ok = true;
 	if (m->cfg.rng)
 		ATTACH(virtio_rng_create(&d->rng, plat, &d->pci), "virtio-rng");
+	for (unsigned i = 0; i < m->cfg.nr_nics; i++)
+		ATTACH(virtio_net_create(&d->nics[i], plat, &d->pci, m->persist.net_be[i],
+					 m->persist.net_mac[i]),
+		       "virtio-net");
 	for (unsigned i = 0; i < m->cfg.nr_disks; i++) {
 		struct blk_backend *be = m->persist.disk[i];
 		ATTACH(blk_attach_loop(be, &m->loop), "disk I/O");
@@ -112,6 +135,8 @@ void machine_devices_destroy(struct machine *m)
 		pci_host_fini(&d->pci);
 	if (d->rng)
 		virtio_rng_destroy(d->rng);
+	for (unsigned i = 0; i < VM_MAX_NICS; i++)
+		virtio_net_destroy(d->nics[i]);
 	for (unsigned i = 0; i < VM_MAX_DISKS; i++) {
 		if (d->blk[i])
 			virtio_blk_destroy(d->blk[i]);

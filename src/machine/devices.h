@@ -17,6 +17,8 @@
 #include "devices/legacy/uart8250.h"
 #include "devices/virtio/virtio_blk.h"
 #include "devices/virtio/virtio_rng.h"
+#include "devices/virtio/virtio_net.h"
+#include "net/net.h"
 #include "machine/console.h"
 #include "machine/vm_config.h"
 
@@ -30,6 +32,7 @@ struct machine_devices {
 	struct acpi_pm pm;
 	struct pci_host pci;
 	struct virtio_rng *rng;
+	struct virtio_net *nics[VM_MAX_NICS];
 	struct virtio_blk *blk[VM_MAX_DISKS];
 	struct console console;
 	bool uart_ok, kbd_ok, rtc_ok, post_ok, pm_ok, pci_ok, console_ok;
@@ -40,6 +43,9 @@ struct machine_devices {
 struct machine_persist {
 	struct cmos_rtc_state cmos;
 	bool cmos_valid;
+	/* Network backends live as long as the process: a TAP keeps its name, passt its ports. */
+	struct net_backend *net_be[VM_MAX_NICS];
+	uint8_t net_mac[VM_MAX_NICS][6];
 	struct blk_backend *disk[VM_MAX_DISKS];
 };
 

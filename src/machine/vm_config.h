@@ -7,9 +7,12 @@
 #define VIREO_MACHINE_VM_CONFIG_H
 
 #include "common/compiler.h"
+#include "net/net.h"
 #include "block/block.h"
 
 #define VM_MAX_DISKS 16
+
+#define VM_MAX_NICS 8
 
 enum on_reboot { ON_REBOOT_RESTART, ON_REBOOT_EXIT };
 
@@ -26,6 +29,8 @@ struct vm_config {
 	const char *kvm_path;	 /* "/dev/kvm" */
 	int console_escape;	 /* escape character (Ctrl-A = 1) */
 	bool console;		 /* connect stdin/stdout to COM1 */
+	unsigned nr_nics;	 /* --net, in order */
+	struct net_config nics[VM_MAX_NICS];
 	unsigned nr_disks;
 	struct blk_config disks[VM_MAX_DISKS]; /* virtio-blk disks, in PCI slot order */
 };

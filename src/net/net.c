@@ -82,7 +82,8 @@ bool net_ifname_valid(const char *name)
 	if (n == 0 || n >= IFNAMSIZ || !strcmp(name, ".") || !strcmp(name, ".."))
 		return false;
 	for (const char *p = name; *p; p++)
-		if (*p == '/' || *p == ':' || isspace((unsigned char)*p) || !isprint((unsigned char)*p))
+		if (*p == '/' || *p == ':' || isspace((unsigned char)*p) ||
+		    !isprint((unsigned char)*p))
 			return false;
 	return true;
 }
@@ -133,7 +134,8 @@ static int parse_hostfwd(char *val, struct net_hostfwd *f, char *err, size_t err
 	if (parse_port(hp, &f->host_port))
 		return opt_err(err, errlen, "hostfwd: host port '%s' is not in 1..65535", hp);
 	if (parse_port(guest + 1, &f->guest_port))
-		return opt_err(err, errlen, "hostfwd: guest port '%s' is not in 1..65535", guest + 1);
+		return opt_err(err, errlen, "hostfwd: guest port '%s' is not in 1..65535",
+			       guest + 1);
 	if (addr && *addr) {
 		if (strlen(addr) >= sizeof(f->host_addr) || inet_pton(AF_INET, addr, &ia) != 1)
 			return opt_err(err, errlen, "hostfwd: '%s' is not an IPv4 address", addr);
@@ -165,7 +167,8 @@ int net_parse_opt(const char *arg, struct net_config *cfg, char *err, size_t err
 		return opt_err(err, errlen, "--net value too long");
 	snprintf(buf, sizeof(buf), "%s", arg);
 
-	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save), first = false) {
+	for (tok = strtok_r(buf, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save), first = false) {
 		char *eq = strchr(tok, '=');
 		char *val = eq ? eq + 1 : NULL;
 		if (eq)
@@ -180,9 +183,10 @@ int net_parse_opt(const char *arg, struct net_config *cfg, char *err, size_t err
 			else if (!strcmp(tok, "network") && val)
 				cfg->mode = NET_MODE_BRIDGE;
 			else
-				return opt_err(err, errlen,
-					       "--net '%s': must start with tap=IFNAME, network=NAME or user",
-					       arg);
+				return opt_err(
+				    err, errlen,
+				    "--net '%s': must start with tap=IFNAME, network=NAME or user",
+				    arg);
 			if (!net_ifname_valid(val))
 				return opt_err(err, errlen,
 					       "--net: '%s' is not a valid interface name (1-%d "
@@ -195,11 +199,12 @@ int net_parse_opt(const char *arg, struct net_config *cfg, char *err, size_t err
 			return opt_err(err, errlen, "--net: '%s' needs a value (key=value)", tok);
 		if (!strcmp(tok, "mac")) {
 			if (net_mac_parse(val, cfg->mac))
-				return opt_err(err, errlen, "--net: mac '%s' is not xx:xx:xx:xx:xx:xx",
-					       val);
-			if (!net_mac_valid(cfg->mac))
 				return opt_err(err, errlen,
-					       "--net: mac '%s' must be a unicast, non-zero address", val);
+					       "--net: mac '%s' is not xx:xx:xx:xx:xx:xx", val);
+			if (!net_mac_valid(cfg->mac))
+				return opt_err(
+				    err, errlen,
+				    "--net: mac '%s' must be a unicast, non-zero address", val);
 			cfg->has_mac = true;
 		} else if (!strcmp(tok, "hostfwd")) {
 			if (cfg->mode != NET_MODE_USER)
@@ -214,15 +219,18 @@ int net_parse_opt(const char *arg, struct net_config *cfg, char *err, size_t err
 			for (unsigned i = 0; i < cfg->nr_hostfwd; i++)
 				if (cfg->hostfwd[i].proto == f->proto &&
 				    cfg->hostfwd[i].host_port == f->host_port)
-					return opt_err(err, errlen, "--net: host port %u forwarded twice",
+					return opt_err(err, errlen,
+						       "--net: host port %u forwarded twice",
 						       f->host_port);
 			cfg->nr_hostfwd++;
 		} else if (!strcmp(tok, "vhost")) {
 			if (parse_onoff(val, &cfg->vhost))
-				return opt_err(err, errlen, "--net: vhost='%s': expected on or off", val);
+				return opt_err(err, errlen, "--net: vhost='%s': expected on or off",
+					       val);
 			vhost_given = true;
 		} else {
-			return opt_err(err, errlen, "--net: unknown key '%s' (mac, hostfwd, vhost)", tok);
+			return opt_err(err, errlen, "--net: unknown key '%s' (mac, hostfwd, vhost)",
+				       tok);
 		}
 	}
 	if (cfg->mode == NET_MODE_NONE)
@@ -294,7 +302,8 @@ unsigned net_iov_tail(const struct iovec *iov, unsigned n, size_t skip, struct i
 	return k;
 }
 
-/* ---- backends ---------------------------------------------------------------------------------- */
+/* ---- backends ----------------------------------------------------------------------------------
+ */
 
 int net_backend_open(struct net_backend **out, const struct net_config *cfg, char *err,
 		     size_t errlen)

@@ -50,10 +50,10 @@
 #include <sys/uio.h>
 
 #define NET_MAX_HOSTFWD 16
-#define NET_MAX_FRAME 65550u	   /* largest frame without the virtio-net header (GSO) */
-#define NET_VNET_HDR_LEN 12u	   /* struct virtio_net_hdr_v1 */
-#define NET_RECV_MAX_IOV 1023u	   /* iovecs a recv() may be given (UIO_MAXIOV - 1) */
-#define NET_SEND_MAX_IOV 1022u	   /* iovecs a send() may be given */
+#define NET_MAX_FRAME 65550u   /* largest frame without the virtio-net header (GSO) */
+#define NET_VNET_HDR_LEN 12u   /* struct virtio_net_hdr_v1 */
+#define NET_RECV_MAX_IOV 1023u /* iovecs a recv() may be given (UIO_MAXIOV - 1) */
+#define NET_SEND_MAX_IOV 1022u /* iovecs a send() may be given */
 #define NET_DEFAULT_MTU 1500u
 #define NET_MAC_PREFIX0 0x0e
 #define NET_MAC_PREFIX1 0x76
@@ -130,8 +130,7 @@ static inline int net_backend_send(struct net_backend *be, const struct iovec *i
 {
 	return be->ops->send(be, iov, n);
 }
-static inline ssize_t net_backend_recv(struct net_backend *be, const struct iovec *iov,
-				       unsigned n)
+static inline ssize_t net_backend_recv(struct net_backend *be, const struct iovec *iov, unsigned n)
 {
 	return be->ops->recv(be, iov, n);
 }

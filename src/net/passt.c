@@ -43,10 +43,10 @@
 struct passt {
 	struct net_backend be;
 	pid_t pid;
-	bool dead;	      /* the stream broke: passt exited or sent garbage */
-	uint8_t *rbuf;	      /* received bytes [roff, rlen) not yet handed out */
+	bool dead;     /* the stream broke: passt exited or sent garbage */
+	uint8_t *rbuf; /* received bytes [roff, rlen) not yet handed out */
 	size_t roff, rlen;
-	uint8_t *wbuf;	      /* the unsent tail of a partially written frame [woff, wlen) */
+	uint8_t *wbuf; /* the unsent tail of a partially written frame [woff, wlen) */
 	size_t woff, wlen;
 	struct iovec iov[NET_SEND_MAX_IOV + 1];
 };
@@ -74,8 +74,8 @@ static int passt_flush(struct net_backend *be)
 	if (p->dead)
 		return -EPIPE;
 	while (p->woff < p->wlen) {
-		ssize_t w = send(be->fd, p->wbuf + p->woff, p->wlen - p->woff,
-				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t w =
+		    send(be->fd, p->wbuf + p->woff, p->wlen - p->woff, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
@@ -202,11 +202,11 @@ static void passt_close(struct net_backend *be)
 }
 
 static const struct net_backend_ops passt_ops = {
-	.kind = "user",
-	.send = passt_send,
-	.recv = passt_recv,
-	.flush = passt_flush,
-	.close = passt_close,
+    .kind = "user",
+    .send = passt_send,
+    .recv = passt_recv,
+    .flush = passt_flush,
+    .close = passt_close,
 };
 
 int net_passt_argv(const struct net_config *cfg, int fd, const char *path, bool as_root,
@@ -219,7 +219,7 @@ int net_passt_argv(const struct net_config *cfg, int fd, const char *path, bool 
 #define ARG(...)                                                                                   \
 	do {                                                                                       \
 		int l__ = snprintf(tmp, sizeof(tmp), __VA_ARGS__);                                 \
-		if (l__ < 0 || n + 1 >= max || used + (size_t)l__ + 1 > buflen)                     \
+		if (l__ < 0 || n + 1 >= max || used + (size_t)l__ + 1 > buflen)                    \
 			return -ENOSPC;                                                            \
 		memcpy(buf + used, tmp, (size_t)l__ + 1);                                          \
 		argv[n++] = buf + used;                                                            \
@@ -292,8 +292,7 @@ fail:
 	_exit(127);
 }
 
-int net_passt_open(struct net_backend **out, const struct net_config *cfg, char *err,
-		   size_t errlen)
+int net_passt_open(struct net_backend **out, const struct net_config *cfg, char *err, size_t errlen)
 {
 	char path[512], argbuf[2048], *argv[PASST_MAX_ARGS];
 	int sv[2] = {-1, -1}, ep[2] = {-1, -1}, r, child_errno = 0;

@@ -26,7 +26,7 @@
 
 struct tap {
 	struct net_backend be;
-	uint8_t *scratch;			  /* overflow of frames larger than the buffers */
+	uint8_t *scratch;			/* overflow of frames larger than the buffers */
 	struct iovec iov[NET_RECV_MAX_IOV + 1]; /* caller's iovecs + scratch */
 };
 
@@ -106,19 +106,19 @@ static void tap_close(struct net_backend *be)
 }
 
 static const struct net_backend_ops tap_ops = {
-	.kind = "tap",
-	.send = tap_send,
-	.recv = tap_recv,
-	.set_offload = tap_set_offload,
-	.close = tap_close,
+    .kind = "tap",
+    .send = tap_send,
+    .recv = tap_recv,
+    .set_offload = tap_set_offload,
+    .close = tap_close,
 };
 
 static const struct net_backend_ops bridge_ops = {
-	.kind = "bridge",
-	.send = tap_send,
-	.recv = tap_recv,
-	.set_offload = tap_set_offload,
-	.close = tap_close,
+    .kind = "bridge",
+    .send = tap_send,
+    .recv = tap_recv,
+    .set_offload = tap_set_offload,
+    .close = tap_close,
 };
 
 /* Interface up (best effort: an unprivileged owner of a persistent TAP may not) and MTU. */
@@ -160,8 +160,7 @@ static int tap_bridge_attach(struct net_backend *be, int sock, const char *bridg
 		       be->ifname, strerror(-r));
 }
 
-int net_tap_open(struct net_backend **out, const struct net_config *cfg, char *err,
-		 size_t errlen)
+int net_tap_open(struct net_backend **out, const struct net_config *cfg, char *err, size_t errlen)
 {
 	bool bridge = cfg->mode == NET_MODE_BRIDGE;
 	const char *what = bridge ? "network" : "tap";
@@ -207,8 +206,10 @@ int net_tap_open(struct net_backend **out, const struct net_config *cfg, char *e
 			tap_err(r, err, errlen, "%s '%s': the TAP is in use by another process",
 				what, cfg->name);
 		else
-			tap_err(r, err, errlen, "%s '%s': TUNSETIFF: %s (a TUN or non-TAP device of "
-				"that name?)", what, cfg->name, strerror(-r));
+			tap_err(r, err, errlen,
+				"%s '%s': TUNSETIFF: %s (a TUN or non-TAP device of "
+				"that name?)",
+				what, cfg->name, strerror(-r));
 		goto fail;
 	}
 	snprintf(t->be.ifname, sizeof(t->be.ifname), "%s", ifr.ifr_name);
@@ -221,10 +222,11 @@ int net_tap_open(struct net_backend **out, const struct net_config *cfg, char *e
 			goto fail;
 		}
 		t->be.vnet_hdr = true;
-		/* Which offloads the kernel accepts; the guest's choice is applied at activation. */
+		/* Which offloads the kernel accepts; the guest's choice is applied at activation.
+		 */
 		if (ioctl(t->be.fd, TUNSETOFFLOAD, (unsigned long)TAP_OFFLOADS) == 0)
-			t->be.offload_caps = NET_OFFLOAD_CSUM | NET_OFFLOAD_TSO4 | NET_OFFLOAD_TSO6 |
-					     NET_OFFLOAD_ECN;
+			t->be.offload_caps = NET_OFFLOAD_CSUM | NET_OFFLOAD_TSO4 |
+					     NET_OFFLOAD_TSO6 | NET_OFFLOAD_ECN;
 		else if (ioctl(t->be.fd, TUNSETOFFLOAD, (unsigned long)TUN_F_CSUM) == 0)
 			t->be.offload_caps = NET_OFFLOAD_CSUM;
 		if (ioctl(t->be.fd, TUNSETOFFLOAD, 0UL) < 0)

@@ -48,7 +48,8 @@ int vhost_net_open(struct vhost_net **out, const char *path)
 		r = -errno;
 		goto fail;
 	}
-	if (ioctl(v->fd, VHOST_SET_OWNER) < 0 || ioctl(v->fd, VHOST_GET_FEATURES, &v->features) < 0) {
+	if (ioctl(v->fd, VHOST_SET_OWNER) < 0 ||
+	    ioctl(v->fd, VHOST_GET_FEATURES, &v->features) < 0) {
 		r = -errno;
 		goto fail;
 	}
@@ -142,10 +143,10 @@ static int vhost_set_ring(struct vhost_net *v, unsigned i, const struct vhost_ne
 	struct vhost_vring_state num = {.index = i, .num = ring->size};
 	struct vhost_vring_state base = {.index = i, .num = ring->base};
 	struct vhost_vring_addr addr = {
-		.index = i,
-		.desc_user_addr = (uint64_t)(uintptr_t)ring->desc,
-		.avail_user_addr = (uint64_t)(uintptr_t)ring->avail,
-		.used_user_addr = (uint64_t)(uintptr_t)ring->used,
+	    .index = i,
+	    .desc_user_addr = (uint64_t)(uintptr_t)ring->desc,
+	    .avail_user_addr = (uint64_t)(uintptr_t)ring->avail,
+	    .used_user_addr = (uint64_t)(uintptr_t)ring->used,
 	};
 	struct vhost_vring_file kick = {.index = i, .fd = v->kick[i]};
 	struct vhost_vring_file call = {.index = i, .fd = v->call[i]};

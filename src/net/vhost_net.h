@@ -28,7 +28,7 @@ struct vhost_net;
 
 struct vhost_net_ring {
 	uint16_t size;
-	uint16_t base; /* first avail index the kernel serves (0 after activation) */
+	uint16_t base;		   /* first avail index the kernel serves (0 after activation) */
 	void *desc, *avail, *used; /* host addresses of the three areas */
 };
 

@@ -85,7 +85,8 @@ bool vnet_rx_filter_accept(const struct vnet_rx_filter *f, const uint8_t dst[6])
 	if (f->promisc || !memcmp(dst, bcast, 6) || !memcmp(dst, f->mac, 6))
 		return true;
 	if (dst[0] & 1)
-		return f->allmulti || f->multi_overflow || vnet_table_has(f->multi, f->n_multi, dst);
+		return f->allmulti || f->multi_overflow ||
+		       vnet_table_has(f->multi, f->n_multi, dst);
 	return f->uni_overflow || vnet_table_has(f->uni, f->n_uni, dst);
 }
 

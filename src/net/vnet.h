@@ -48,7 +48,8 @@ _Static_assert(sizeof(struct virtio_net_hdr_v1) == 12, "virtio_net_hdr_v1 layout
 #define VNET_MAC_TABLE_MAX 64
 
 /* 0: the frame may be sent; -EINVAL: drop it. frame_len excludes the header. */
-int vnet_hdr_tx_check(const struct virtio_net_hdr_v1 *h, size_t frame_len, unsigned host_offloads) WUR;
+int vnet_hdr_tx_check(const struct virtio_net_hdr_v1 *h, size_t frame_len,
+		      unsigned host_offloads) WUR;
 /* 0: deliver (h possibly adjusted); -EINVAL: drop. */
 int vnet_hdr_rx_fixup(struct virtio_net_hdr_v1 *h, unsigned guest_offloads) WUR;
 

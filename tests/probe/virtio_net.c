@@ -38,8 +38,15 @@ static unsigned rx_frames;
 
 static const uint8_t bcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 
-static uint16_t be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static void put16(uint8_t *p, uint16_t x) { p[0] = (uint8_t)(x >> 8); p[1] = (uint8_t)x; }
+static uint16_t be16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+static void put16(uint8_t *p, uint16_t x)
+{
+	p[0] = (uint8_t)(x >> 8);
+	p[1] = (uint8_t)x;
+}
 
 static uint16_t csum(const uint8_t *p, size_t n, uint32_t sum)
 {
@@ -92,7 +99,8 @@ static void wait_used(struct vq *q, uint16_t head, uint32_t *len, const char *wh
 	uint32_t id;
 	uint64_t end = time_us() + 1000000;
 	while (!vq_pop_used(q, &id, len)) {
-		CHECK(time_us() < end, "%s: not completed in 1 s (status 0x%x)", what, vdev_status(&v));
+		CHECK(time_us() < end, "%s: not completed in 1 s (status 0x%x)", what,
+		      vdev_status(&v));
 		cpu_relax();
 	}
 	CHECK(id == head, "%s: used id %u, expected %u", what, id, head);
@@ -119,7 +127,8 @@ static uint8_t ctrl(uint8_t cls, uint8_t cmd, const void *data, uint32_t len)
 	memcpy(cbuf + 2, data, len);
 	cbuf[512] = 0xee;
 	cq.desc[0] = (struct vring_desc){(uint64_t)(uintptr_t)cbuf, 2 + len, VRING_DESC_F_NEXT, 1};
-	cq.desc[1] = (struct vring_desc){(uint64_t)(uintptr_t)(cbuf + 512), 1, VRING_DESC_F_WRITE, 0};
+	cq.desc[1] =
+	    (struct vring_desc){(uint64_t)(uintptr_t)(cbuf + 512), 1, VRING_DESC_F_WRITE, 0};
 	vq_submit(&cq, 0);
 	wait_used(&cq, 0, &ulen, "control command");
 	return cbuf[512];
@@ -160,7 +169,8 @@ static void dev_up(void)
 		mac[i] = mmio_read8(v.device + i);
 	CHECK(!(mac[0] & 1) && (mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5]),
 	      "config MAC is not a unicast address");
-	CHECK(mmio_read16(v.device + 6) & 1, "link is down (status 0x%x)", mmio_read16(v.device + 6));
+	CHECK(mmio_read16(v.device + 6) & 1, "link is down (status 0x%x)",
+	      mmio_read16(v.device + 6));
 	CHECK(vq_setup(&v, &rxq, 0, NRX, VIRTIO_MSI_NO_VECTOR), "receive queue setup");
 	CHECK(vq_setup(&v, &txq, 1, 16, VIRTIO_MSI_NO_VECTOR), "transmit queue setup");
 	CHECK(vq_setup(&v, &cq, 2, 16, VIRTIO_MSI_NO_VECTOR), "control queue setup");
@@ -228,7 +238,8 @@ static void arp_resolve(const uint8_t ip[4], const uint8_t src_ip[4], uint8_t ou
 	uint8_t *f;
 	arp_send(1, bcast, ip, src_ip);
 	while ((f = rx(&slot, &len))) {
-		bool hit = be16(f + 12) == 0x0806 && be16(f + 14 + 6) == 2 && !memcmp(f + 14 + 14, ip, 4);
+		bool hit =
+		    be16(f + 12) == 0x0806 && be16(f + 14 + 6) == 2 && !memcmp(f + 14 + 14, ip, 4);
 		if (hit)
 			memcpy(out, f + 14 + 8, 6);
 		rx_post(slot);
@@ -277,13 +288,14 @@ static void tap_mode(void)
 			rx_post(slot); /* before tx: p points into the buffer we give back */
 			tx(14 + 20 + icmp_len);
 			answered++;
-			printf("virtio_net: echo reply %u to %u.%u.%u.%u\n", answered, src[0], src[1],
-			       src[2], src[3]);
+			printf("virtio_net: echo reply %u to %u.%u.%u.%u\n", answered, src[0],
+			       src[1], src[2], src[3]);
 			continue;
 		}
 		rx_post(slot);
 	}
-	CHECK(answered >= want, "answered %u of %u echo requests before the deadline", answered, want);
+	CHECK(answered >= want, "answered %u of %u echo requests before the deadline", answered,
+	      want);
 }
 
 /* ---- user mode: DHCP through passt ------------------------------------------------------- */
@@ -354,12 +366,12 @@ static void user_mode(void)
 		rx_post(slot);
 	}
 	CHECK(offered, "no DHCP OFFER (%u frames received)", rx_frames);
-	printf("virtio_net: DHCP offer %u.%u.%u.%u, router %u.%u.%u.%u\n", myip[0], myip[1], myip[2],
-	       myip[3], router[0], router[1], router[2], router[3]);
+	printf("virtio_net: DHCP offer %u.%u.%u.%u, router %u.%u.%u.%u\n", myip[0], myip[1],
+	       myip[2], myip[3], router[0], router[1], router[2], router[3]);
 	CHECK(myip[0] | myip[1] | myip[2] | myip[3], "offer without an address");
 	arp_resolve(router, myip, gwmac);
-	printf("virtio_net: router at %02x:%02x:%02x:%02x:%02x:%02x\n", gwmac[0], gwmac[1], gwmac[2],
-	       gwmac[3], gwmac[4], gwmac[5]);
+	printf("virtio_net: router at %02x:%02x:%02x:%02x:%02x:%02x\n", gwmac[0], gwmac[1],
+	       gwmac[2], gwmac[3], gwmac[4], gwmac[5]);
 
 	uint64_t port = cmdline_u64("fwdport", 0);
 	if (!port)

@@ -307,8 +307,13 @@ static void uart_pio_write(void *opaque, uint64_t off, const void *data, unsigne
 			only_thr = false;
 		uart_reg_write(u, reg, p[i]);
 	}
-	if (!only_thr || u->tx_count >= UART_FIFO_SIZE)
-		uart_take_output(u, &after);
+	/*
+	 * Output leaves on every write: holding bytes until the guest's next UART access
+	 * would keep the last line of a guest that then halts or waits forever. A burst of
+	 * THR writes within one access (rep outsb) still goes out as one sink call.
+	 */
+	(void)only_thr;
+	uart_take_output(u, &after);
 	uart_check_rx_ready(u, &after);
 	uart_update_irq(u);
 	pthread_mutex_unlock(&u->lock);

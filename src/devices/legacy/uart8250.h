@@ -4,11 +4,10 @@
  * interrupts on one level-triggered GSI.
  *
  * Model:
- * - The transmitter is infinitely fast: LSR always shows THRE|TEMT. Bytes written to THR
- *   are collected in a small buffer and handed to the sink in batches: when 16 have
- *   accumulated, and before any UART access that is not a THR write (a driver always
- *   reads LSR or IIR, or writes IER, after filling the FIFO). uart_flush() empties the
- *   buffer explicitly (the machine calls it before pausing or stopping the VM).
+ * - The transmitter is infinitely fast: LSR always shows THRE|TEMT. The bytes of one
+ *   guest access are handed to the sink at the end of that access, so nothing waits for
+ *   a later access that may never come (a guest that prints and halts). uart_flush()
+ *   remains for callers that must be sure nothing is buffered (pause, snapshot).
  * - Writing THR, or setting IER.ETBEI while it was clear, makes the THRE interrupt
  *   pending; reading IIR while it reports THRE clears it (what Linux's THRE test expects).
  * - Receive: uart_receive() fills the RX FIFO (16 bytes, or 1 with FIFOs disabled) and

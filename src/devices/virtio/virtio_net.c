@@ -41,18 +41,18 @@ struct virtio_net {
 	struct virtio_pci *pci;
 	const struct platform *plat;
 	struct net_backend *be;
-	uint8_t cfg_mac[6];	   /* as created; the driver may change the live one */
-	int kickfd;		   /* eventfd: rescheduled work on the I/O loop */
+	uint8_t cfg_mac[6]; /* as created; the driver may change the live one */
+	int kickfd;	    /* eventfd: rescheduled work on the I/O loop */
 	bool kick_registered, be_registered;
 
 	/* Protected by the device lock. */
 	bool active;
-	bool halted[3];	     /* a driver error stopped this queue until reset */
-	bool tx_blocked;     /* the backend would block: retry on EPOLLOUT */
-	bool rx_wait_bufs;   /* no receive buffers: retry on the receive notification */
+	bool halted[3];	   /* a driver error stopped this queue until reset */
+	bool tx_blocked;   /* the backend would block: retry on EPOLLOUT */
+	bool rx_wait_bufs; /* no receive buffers: retry on the receive notification */
 	bool mrg_rxbuf, ctrl_rx;
 	unsigned guest_offloads, host_offloads;
-	size_t rx_need;	     /* bytes (with header) the largest expected frame needs */
+	size_t rx_need; /* bytes (with header) the largest expected frame needs */
 	struct vnet_rx_filter filter;
 	struct virtio_net_stats stats;
 
@@ -61,7 +61,7 @@ struct virtio_net {
 	struct rx_held held[VIRTIO_NET_QUEUE_SIZE];
 	struct iovec pool[RX_POOL_IOV];
 	struct iovec iov[VQ_MAX_IOV + 1]; /* scratch for building recv/send vectors */
-	uint8_t *bounce;		   /* linearised frame when a chain has too many iovecs */
+	uint8_t *bounce;		  /* linearised frame when a chain has too many iovecs */
 	struct vq_chain chain;
 
 	/* vhost-net, when asked for and available. */
@@ -111,8 +111,9 @@ static int rx_fill(struct virtio_net *n)
 		if (r <= 0)
 			return r == 0 ? 1 : -EIO;
 		if (c->num_out || c->in_bytes < HDR) {
-			net_halt(n, VIRTIO_NET_RXQ, c->num_out ? "receive chain with readable buffers"
-							       : "receive chain shorter than the header");
+			net_halt(n, VIRTIO_NET_RXQ,
+				 c->num_out ? "receive chain with readable buffers"
+					    : "receive chain shorter than the header");
 			return -EIO;
 		}
 		struct rx_held *h = &n->held[n->n_held++];
@@ -167,7 +168,8 @@ static int rx_complete(struct virtio_net *n, const struct iovec *iov, unsigned n
 		if (net_iov_read(iov, niov, 0, &h, HDR) != HDR ||
 		    vnet_hdr_rx_fixup(&h, n->guest_offloads) < 0) {
 			vlog_rl("virtio-net: %s: frame with an offload the guest did not accept; "
-				"dropped", n->be->desc);
+				"dropped",
+				n->be->desc);
 			n->stats.rx_dropped++;
 			return 0;
 		}
@@ -237,7 +239,8 @@ static void rx_process(struct virtio_net *n)
 		size_t total = (size_t)got + (n->be->vnet_hdr ? 0 : HDR);
 		if ((size_t)got > cap) {
 			vlog_rl("virtio-net: %zd-byte frame does not fit the guest's %zu-byte "
-				"buffers; dropped", got, cap);
+				"buffers; dropped",
+				got, cap);
 			n->stats.rx_dropped++;
 			continue;
 		}
@@ -265,7 +268,8 @@ static int tx_one(struct virtio_net *n, const struct vq_chain *c)
 	h.num_buffers = 0;
 	if (frame > NET_MAX_FRAME || vnet_hdr_tx_check(&h, frame, n->host_offloads) < 0) {
 		vlog_rl("virtio-net: invalid transmit frame (%zu bytes, flags %#x, gso %#x); "
-			"dropped", frame, h.flags, h.gso_type);
+			"dropped",
+			frame, h.flags, h.gso_type);
 		n->stats.tx_dropped++;
 		return 0;
 	}
@@ -312,8 +316,9 @@ static void tx_process(struct virtio_net *n)
 		if (r <= 0)
 			break;
 		if (c->num_in || c->out_bytes < HDR) {
-			net_halt(n, VIRTIO_NET_TXQ, c->num_in ? "transmit chain with writable buffers"
-							      : "transmit chain without a header");
+			net_halt(n, VIRTIO_NET_TXQ,
+				 c->num_in ? "transmit chain with writable buffers"
+					   : "transmit chain without a header");
 			break;
 		}
 		if (tx_one(n, c) == -EAGAIN) {
@@ -350,8 +355,9 @@ static uint8_t ctrl_command(struct virtio_net *n, uint8_t cls, uint8_t cmd, cons
 		return VIRTIO_NET_OK;
 	case VIRTIO_NET_CTRL_MAC:
 		if (cmd == VIRTIO_NET_CTRL_MAC_TABLE_SET && n->ctrl_rx)
-			return vnet_rx_filter_set_table(&n->filter, iov, niov, 2, len) ? VIRTIO_NET_ERR
-										    : VIRTIO_NET_OK;
+			return vnet_rx_filter_set_table(&n->filter, iov, niov, 2, len)
+				   ? VIRTIO_NET_ERR
+				   : VIRTIO_NET_OK;
 		if (cmd == VIRTIO_NET_CTRL_MAC_ADDR_SET &&
 		    virtio_dev_has_feature(&n->vdev, VIRTIO_NET_F_CTRL_MAC_ADDR) && len == 6 &&
 		    net_iov_read(iov, niov, 2, b, 6) == 6 && net_mac_valid(b)) {
@@ -381,8 +387,8 @@ static void ctrl_process(struct virtio_net *n)
 			break;
 		}
 		net_iov_read(c->iov, c->num_out, 0, hdr, 2);
-		uint8_t ack = ctrl_command(n, hdr[0], hdr[1], c->iov, c->num_out,
-					   (size_t)(c->out_bytes - 2));
+		uint8_t ack =
+		    ctrl_command(n, hdr[0], hdr[1], c->iov, c->num_out, (size_t)(c->out_bytes - 2));
 		if (ack == VIRTIO_NET_OK)
 			n->stats.ctrl_ok++;
 		else
@@ -399,7 +405,7 @@ static void ctrl_process(struct virtio_net *n)
 /* ---- vhost-net ------------------------------------------------------------------------------ */
 
 #define VHOST_RING_FEATURES                                                                        \
-	(VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_F_EVENT_IDX) |                          \
+	(VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_F_EVENT_IDX) |                         \
 	 VIRTIO_BIT(VIRTIO_F_INDIRECT_DESC) | F(MRG_RXBUF))
 
 /* Hand the data rings to the kernel; false: stay in userspace. */
@@ -415,7 +421,7 @@ static bool net_vhost_start(struct virtio_net *n)
 		if (!vq->live)
 			return false;
 		rings[i] = (struct vhost_net_ring){vq->size, vq->last_avail, vq->desc, vq->avail,
-						    vq->used};
+						   vq->used};
 	}
 	int r = vhost_net_start(n->vhost, n->vdev.mem, need, rings, n->be->fd);
 	if (r) {
@@ -464,11 +470,11 @@ static bool net_features_ok(struct virtio_dev *d, uint64_t f)
 	static const struct {
 		uint64_t feature, needs;
 	} deps[] = {
-		{F(GUEST_TSO4) | F(GUEST_TSO6) | F(GUEST_UFO), F(GUEST_CSUM)},
-		{F(GUEST_ECN), F(GUEST_TSO4) | F(GUEST_TSO6)},
-		{F(HOST_TSO4) | F(HOST_TSO6) | F(HOST_UFO), F(CSUM)},
-		{F(HOST_ECN), F(HOST_TSO4) | F(HOST_TSO6)},
-		{F(CTRL_RX) | F(CTRL_MAC_ADDR) | F(CTRL_VLAN) | F(MQ) | F(GUEST_ANNOUNCE), F(CTRL_VQ)},
+	    {F(GUEST_TSO4) | F(GUEST_TSO6) | F(GUEST_UFO), F(GUEST_CSUM)},
+	    {F(GUEST_ECN), F(GUEST_TSO4) | F(GUEST_TSO6)},
+	    {F(HOST_TSO4) | F(HOST_TSO6) | F(HOST_UFO), F(CSUM)},
+	    {F(HOST_ECN), F(HOST_TSO4) | F(HOST_TSO6)},
+	    {F(CTRL_RX) | F(CTRL_MAC_ADDR) | F(CTRL_VLAN) | F(MQ) | F(GUEST_ANNOUNCE), F(CTRL_VQ)},
 	};
 	for (unsigned i = 0; i < ARRAY_SIZE(deps); i++) {
 		if ((f & deps[i].feature) && !(f & deps[i].needs)) {
@@ -490,9 +496,10 @@ static int net_activate(struct virtio_dev *d)
 	n->ctrl_rx = f & F(CTRL_RX);
 	n->guest_offloads = net_offloads(f, true);
 	n->host_offloads = net_offloads(f, false);
-	n->rx_need = HDR + (n->guest_offloads & (NET_OFFLOAD_TSO4 | NET_OFFLOAD_TSO6 | NET_OFFLOAD_UFO)
-				    ? NET_MAX_FRAME
-				    : (size_t)n->be->mtu + VNET_ETH_HLEN + VLAN_HLEN);
+	n->rx_need =
+	    HDR + (n->guest_offloads & (NET_OFFLOAD_TSO4 | NET_OFFLOAD_TSO6 | NET_OFFLOAD_UFO)
+		       ? NET_MAX_FRAME
+		       : (size_t)n->be->mtu + VNET_ETH_HLEN + VLAN_HLEN);
 	if (n->be->offload_caps) {
 		int r = net_backend_set_offload(n->be, n->guest_offloads);
 		if (r) {
@@ -566,8 +573,12 @@ static void net_backend_cb(void *opaque, uint32_t events)
 {
 	struct virtio_net *n = opaque;
 	virtio_dev_lock(&n->vdev);
-	if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && n->tx_blocked)
-		tx_process(n);
+	if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
+		if (n->tx_blocked)
+			tx_process(n);
+		else /* the tail of a partly written frame (passt); -EAGAIN: next EPOLLOUT */
+			(void)net_backend_flush(n->be);
+	}
 	if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
 		rx_process(n);
 	virtio_dev_unlock(&n->vdev);
@@ -592,17 +603,17 @@ void virtio_net_poll(struct virtio_net *n)
 }
 
 static const struct virtio_dev_ops net_ops = {
-	.name = "virtio-net",
-	.device_id = VIRTIO_ID_NET,
-	.features = NET_BASE_FEATURES | NET_OFFLOAD_FEATURES,
-	.num_queues = 3,
-	.max_queue_size = VIRTIO_NET_QUEUE_SIZE,
-	.config_size = VIRTIO_NET_CFG_SIZE,
-	.config_read = net_config_read,
-	.features_ok = net_features_ok,
-	.activate = net_activate,
-	.queue_notify = net_queue_notify,
-	.reset = net_reset,
+    .name = "virtio-net",
+    .device_id = VIRTIO_ID_NET,
+    .features = NET_BASE_FEATURES | NET_OFFLOAD_FEATURES,
+    .num_queues = 3,
+    .max_queue_size = VIRTIO_NET_QUEUE_SIZE,
+    .config_size = VIRTIO_NET_CFG_SIZE,
+    .config_read = net_config_read,
+    .features_ok = net_features_ok,
+    .activate = net_activate,
+    .queue_notify = net_queue_notify,
+    .reset = net_reset,
 };
 
 /* Offload features this backend cannot provide (taken out of the offer). */
@@ -698,8 +709,9 @@ int virtio_net_create(struct virtio_net **out, const struct platform *plat, stru
 	if (be->vhost_wanted && be->vnet_hdr) {
 		r = vhost_net_open(&n->vhost, NULL);
 		if (r)
-			vwarn("virtio-net: %s: vhost-net unavailable (%s); using the userspace path",
-			      be->desc, strerror(-r));
+			vwarn(
+			    "virtio-net: %s: vhost-net unavailable (%s); using the userspace path",
+			    be->desc, strerror(-r));
 	}
 	/* The backend may come from an earlier boot whose guest had offloads on. */
 	if (be->offload_caps && net_backend_set_offload(be, 0) < 0)

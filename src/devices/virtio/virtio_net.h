@@ -15,8 +15,10 @@
  *   readv into the guest's buffers). With MRG_RXBUF several chains are gathered for one
  *   frame and num_buffers is set; without it each frame takes one chain. When the driver
  *   has no buffers the device stops reading and resumes on the receive queue's
- *   notification. A frame that does not fit, that the receive filter rejects, or whose
- *   header the guest could not handle is dropped (rx_dropped).
+ *   notification. With MRG_RXBUF it also waits until the buffers it holds can take a
+ *   largest frame (MTU + 18 bytes, or 65550 with guest TSO), unless the whole ring is
+ *   held. A frame that does not fit, that the receive filter rejects, or whose header the
+ *   guest could not handle is dropped (rx_dropped).
  * - TX: on notification, pop chains and write each frame to the backend; a backend that
  *   would block is retried when its fd becomes writable.
  * - At most VIRTIO_NET_BUDGET frames per queue per wakeup; the rest is rescheduled through

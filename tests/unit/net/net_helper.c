@@ -42,6 +42,13 @@ static ssize_t fb_recv(struct net_backend *be, const struct iovec *iov, unsigned
 	return (ssize_t)fr->len;
 }
 
+static int fb_flush(struct net_backend *be)
+{
+	struct fake_be *f = container_of(be, struct fake_be, be);
+	f->flush_calls++;
+	return f->flush_ret;
+}
+
 static int fb_set_offload(struct net_backend *be, unsigned offloads)
 {
 	struct fake_be *f = container_of(be, struct fake_be, be);
@@ -63,11 +70,12 @@ static void fb_close(struct net_backend *be)
 }
 
 static const struct net_backend_ops fb_ops = {
-	.kind = "fake",
-	.send = fb_send,
-	.recv = fb_recv,
-	.set_offload = fb_set_offload,
-	.close = fb_close,
+    .kind = "fake",
+    .send = fb_send,
+    .recv = fb_recv,
+    .flush = fb_flush,
+    .set_offload = fb_set_offload,
+    .close = fb_close,
 };
 
 static struct nx *nx_create(bool vnet_hdr, unsigned offload_caps, bool vhost)

@@ -38,10 +38,12 @@ struct fake_be {
 	unsigned rx_head, rx_tail;
 	struct fb_frame tx[FB_MAX]; /* frames the device sent */
 	unsigned ntx;
-	int send_ret;	       /* non-zero: send() returns this (e.g. -EAGAIN) */
-	unsigned offloads;     /* last set_offload() */
+	int send_ret;	   /* non-zero: send() returns this (e.g. -EAGAIN) */
+	unsigned offloads; /* last set_offload() */
 	unsigned offload_calls;
 	unsigned recv_calls;
+	unsigned flush_calls; /* flush(): returns flush_ret */
+	int flush_ret;
 };
 
 struct nx {

@@ -74,19 +74,44 @@ static void test_rejects(void **state)
 {
 	(void)state;
 	static const char *const bad[] = {
-		"", "tap", "tap=", "network", "user=x", "bogus=1", "tap=a/b", "tap=a:b", "tap=a b",
-		"tap=.", "tap=..",
-		/* MACs: multicast, zero, malformed */
-		"tap=t,mac=01:00:5e:00:00:01", "tap=t,mac=00:00:00:00:00:00", "tap=t,mac=0e:76:72:00:00",
-		"tap=t,mac=0e:76:72:00:00:0g", "tap=t,mac=0e-76-72-00-00-01", "tap=t,mac=0e:76:72:00:00:011",
-		"tap=t,mac", "tap=t,mac=",
-		/* hostfwd: only for user; ports; syntax */
-		"tap=t,hostfwd=tcp:1-:2", "user,hostfwd=tcp:0-:22", "user,hostfwd=tcp:65536-:22",
-		"user,hostfwd=tcp:22-:0", "user,hostfwd=tcp:22:22", "user,hostfwd=sctp:1-:2",
-		"user,hostfwd=tcp:1-10.0.2.15:2", "user,hostfwd=tcp:1.2.3:1-:2", "user,hostfwd=tcp:-1-:2",
-		"user,hostfwd=tcp:2222-:22,hostfwd=tcp:2222-:23", "user,hostfwd=tcp", "user,hostfwd=",
-		/* vhost: only tap/network, on/off */
-		"user,vhost=on", "tap=t,vhost=yes", "tap=t,unknown=1", "user,mac=0e:00:00:00:00:01,x",
+	    "",
+	    "tap",
+	    "tap=",
+	    "network",
+	    "user=x",
+	    "bogus=1",
+	    "tap=a/b",
+	    "tap=a:b",
+	    "tap=a b",
+	    "tap=.",
+	    "tap=..",
+	    /* MACs: multicast, zero, malformed */
+	    "tap=t,mac=01:00:5e:00:00:01",
+	    "tap=t,mac=00:00:00:00:00:00",
+	    "tap=t,mac=0e:76:72:00:00",
+	    "tap=t,mac=0e:76:72:00:00:0g",
+	    "tap=t,mac=0e-76-72-00-00-01",
+	    "tap=t,mac=0e:76:72:00:00:011",
+	    "tap=t,mac",
+	    "tap=t,mac=",
+	    /* hostfwd: only for user; ports; syntax */
+	    "tap=t,hostfwd=tcp:1-:2",
+	    "user,hostfwd=tcp:0-:22",
+	    "user,hostfwd=tcp:65536-:22",
+	    "user,hostfwd=tcp:22-:0",
+	    "user,hostfwd=tcp:22:22",
+	    "user,hostfwd=sctp:1-:2",
+	    "user,hostfwd=tcp:1-10.0.2.15:2",
+	    "user,hostfwd=tcp:1.2.3:1-:2",
+	    "user,hostfwd=tcp:-1-:2",
+	    "user,hostfwd=tcp:2222-:22,hostfwd=tcp:2222-:23",
+	    "user,hostfwd=tcp",
+	    "user,hostfwd=",
+	    /* vhost: only tap/network, on/off */
+	    "user,vhost=on",
+	    "tap=t,vhost=yes",
+	    "tap=t,unknown=1",
+	    "user,mac=0e:00:00:00:00:01,x",
 	};
 	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		int r = parse(bad[i]);
@@ -119,7 +144,7 @@ static void test_mac(void **state)
 	assert_int_equal(a[1], NET_MAC_PREFIX1);
 	assert_int_equal(a[2], NET_MAC_PREFIX2);
 	assert_true(net_mac_valid(a));
-	assert_true(a[0] & 2);	 /* locally administered */
+	assert_true(a[0] & 2);	/* locally administered */
 	assert_false(a[0] & 1); /* unicast */
 	net_mac_default(b, "vm-two", 0);
 	assert_memory_not_equal(a, b, 6);
@@ -142,8 +167,9 @@ static void test_passt_argv(void **state)
 	assert_int_equal(parse("user,hostfwd=tcp:2222-:22,hostfwd=udp:127.0.0.1:5353-:53"), 0);
 	int n = net_passt_argv(&cfg, 3, "/usr/bin/passt", false, argv, 48, buf, sizeof(buf));
 	assert_int_equal(n, 11);
-	static const char *const want[] = {"/usr/bin/passt", "-f", "-q", "-F", "3", "-m", "1500",
-					   "-t", "2222:22", "-u", "127.0.0.1/5353:53"};
+	static const char *const want[] = {
+	    "/usr/bin/passt",	"-f", "-q", "-F", "3", "-m", "1500", "-t", "2222:22", "-u",
+	    "127.0.0.1/5353:53"};
 	for (int i = 0; i < n; i++)
 		assert_string_equal(argv[i], want[i]);
 	assert_null(argv[n]);
@@ -153,9 +179,10 @@ static void test_passt_argv(void **state)
 	assert_string_equal(argv[8], "nobody");
 	assert_string_equal(argv[9], "-t");
 	/* Too small a vector or buffer: refused, never overflowed. */
-	assert_int_equal(net_passt_argv(&cfg, 3, "/usr/bin/passt", false, argv, 5, buf, sizeof(buf)),
+	assert_int_equal(
+	    net_passt_argv(&cfg, 3, "/usr/bin/passt", false, argv, 5, buf, sizeof(buf)), -ENOSPC);
+	assert_int_equal(net_passt_argv(&cfg, 3, "/usr/bin/passt", false, argv, 48, buf, 20),
 			 -ENOSPC);
-	assert_int_equal(net_passt_argv(&cfg, 3, "/usr/bin/passt", false, argv, 48, buf, 20), -ENOSPC);
 }
 
 static void test_iov(void **state)
@@ -193,9 +220,9 @@ static void test_iov(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_modes),	    cmocka_unit_test(test_options),
-		cmocka_unit_test(test_rejects),	    cmocka_unit_test(test_mac),
-		cmocka_unit_test(test_passt_argv), cmocka_unit_test(test_iov),
+	    cmocka_unit_test(test_modes),      cmocka_unit_test(test_options),
+	    cmocka_unit_test(test_rejects),    cmocka_unit_test(test_mac),
+	    cmocka_unit_test(test_passt_argv), cmocka_unit_test(test_iov),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

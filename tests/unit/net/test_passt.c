@@ -136,7 +136,8 @@ static void test_backpressure(void **state)
 		struct iovec riov = {in, sizeof(in)};
 		ssize_t n = net_backend_recv(be, &riov, 1);
 		if (n == -EAGAIN) {
-			struct pollfd p = {.fd = be->fd, .events = POLLIN | (sent < total ? POLLOUT : 0)};
+			struct pollfd p = {.fd = be->fd,
+					   .events = POLLIN | (sent < total ? POLLOUT : 0)};
 			assert_true(poll(&p, 1, 5000) > 0);
 			continue;
 		}
@@ -187,10 +188,10 @@ static void test_corrupt_stream(void **state)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_echo),
-		cmocka_unit_test(test_backpressure),
-		cmocka_unit_test(test_start_failures),
-		cmocka_unit_test(test_corrupt_stream),
+	    cmocka_unit_test(test_echo),
+	    cmocka_unit_test(test_backpressure),
+	    cmocka_unit_test(test_start_failures),
+	    cmocka_unit_test(test_corrupt_stream),
 	};
 	if (argc < 2) {
 		fprintf(stderr, "usage: %s PATH-OF-FAKE-PASST\n", argv[0]);

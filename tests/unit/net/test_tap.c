@@ -46,7 +46,8 @@ static int packet_socket(const char *ifname)
 {
 	int s = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, htons(ETH_P_ALL));
 	assert_true(s >= 0);
-	struct sockaddr_ll a = {.sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL),
+	struct sockaddr_ll a = {.sll_family = AF_PACKET,
+				.sll_protocol = htons(ETH_P_ALL),
 				.sll_ifindex = (int)if_nametoindex(ifname)};
 	assert_true(a.sll_ifindex > 0);
 	assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
@@ -119,8 +120,11 @@ static void test_tap_data(void **state)
 	assert_memory_equal(in, out, sizeof(out));
 
 	/* A header asking for GSO that the frame cannot satisfy is refused by the kernel. */
-	struct virtio_net_hdr_v1 bad = {.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM, .gso_type = 1,
-					.gso_size = 100, .csum_start = 2000, .csum_offset = 16};
+	struct virtio_net_hdr_v1 bad = {.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
+					.gso_type = 1,
+					.gso_size = 100,
+					.csum_start = 2000,
+					.csum_offset = 16};
 	iov[0].iov_base = &bad;
 	assert_true(net_backend_send(be, iov, 3) < 0);
 
@@ -203,9 +207,9 @@ static void test_tap_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_tap_data),
-		cmocka_unit_test(test_bridge),
-		cmocka_unit_test(test_tap_errors),
+	    cmocka_unit_test(test_tap_data),
+	    cmocka_unit_test(test_bridge),
+	    cmocka_unit_test(test_tap_errors),
 	};
 	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
 	if (fd < 0) {
@@ -220,7 +224,8 @@ int main(void)
 	/* Quiet interfaces: no IPv6 autoconfiguration traffic on the TAPs (best effort). */
 	for (unsigned i = 0; i < 2; i++) {
 		int f = open(i ? "/proc/sys/net/ipv6/conf/all/disable_ipv6"
-			       : "/proc/sys/net/ipv6/conf/default/disable_ipv6", O_WRONLY | O_CLOEXEC);
+			       : "/proc/sys/net/ipv6/conf/default/disable_ipv6",
+			     O_WRONLY | O_CLOEXEC);
 		if (f >= 0) {
 			if (write(f, "1", 1) != 1)
 				printf("note: cannot disable IPv6\n");

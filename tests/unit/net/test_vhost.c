@@ -97,10 +97,10 @@ static void test_device_falls_back(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_mem_table),
-		cmocka_unit_test(test_open_failures),
-		cmocka_unit_test(test_real_device_if_present),
-		cmocka_unit_test(test_device_falls_back),
+	    cmocka_unit_test(test_mem_table),
+	    cmocka_unit_test(test_open_failures),
+	    cmocka_unit_test(test_real_device_if_present),
+	    cmocka_unit_test(test_device_falls_back),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -49,7 +49,8 @@ static void test_identity(void **state)
 	x = nx_new(true, ALL_CAPS);
 	f = offered(x);
 	assert_true(f & FB(CSUM) && f & FB(GUEST_CSUM) && f & FB(HOST_TSO4) && f & FB(HOST_TSO6));
-	assert_true(f & FB(GUEST_TSO4) && f & FB(GUEST_TSO6) && f & FB(HOST_ECN) && f & FB(GUEST_ECN));
+	assert_true(f & FB(GUEST_TSO4) && f & FB(GUEST_TSO6) && f & FB(HOST_ECN) &&
+		    f & FB(GUEST_ECN));
 	assert_false(f & (FB(HOST_UFO) | FB(GUEST_UFO)));
 	nx_free(x);
 
@@ -64,10 +65,10 @@ static void test_feature_dependencies(void **state)
 {
 	(void)state;
 	struct nx *x = nx_new(true, ALL_CAPS);
-	assert_false(nx_driver_up(x, FB(GUEST_TSO4)));		 /* needs GUEST_CSUM */
-	assert_false(nx_driver_up(x, FB(HOST_TSO6)));		 /* needs CSUM */
+	assert_false(nx_driver_up(x, FB(GUEST_TSO4)));		/* needs GUEST_CSUM */
+	assert_false(nx_driver_up(x, FB(HOST_TSO6)));		/* needs CSUM */
 	assert_false(nx_driver_up(x, FB(CSUM) | FB(HOST_ECN))); /* needs HOST_TSO4/6 */
-	assert_false(nx_driver_up(x, FB(CTRL_RX)));		 /* needs CTRL_VQ */
+	assert_false(nx_driver_up(x, FB(CTRL_RX)));		/* needs CTRL_VQ */
 	assert_true(nx_driver_up(x, FB(GUEST_CSUM) | FB(GUEST_TSO4) | FB(GUEST_ECN)));
 	nx_free(x);
 }
@@ -115,8 +116,10 @@ static void test_tx_vnet_header(void **state)
 	(void)state;
 	struct nx *x = nx_new(true, ALL_CAPS);
 	uint8_t frame[200];
-	struct virtio_net_hdr_v1 h = {.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM, .csum_start = 34,
-				      .csum_offset = 16, .num_buffers = 0x1234};
+	struct virtio_net_hdr_v1 h = {.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
+				      .csum_start = 34,
+				      .csum_offset = 16,
+				      .num_buffers = 0x1234};
 	assert_true(nx_driver_up(x, FB(CSUM)));
 	nx_frame(frame, sizeof(frame), x->mac, 2);
 	nx_post_tx(x, 0, BUF_GPA, &h, frame, sizeof(frame), 1);
@@ -135,13 +138,14 @@ static void test_tx_invalid_frames_dropped(void **state)
 	struct nx *x = nx_new(false, 0);
 	static uint8_t big[NET_MAX_FRAME + 1];
 	struct virtio_net_hdr_v1 h = {0}, csum = {.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
-						   .csum_start = 14, .csum_offset = 6};
+						  .csum_start = 14,
+						  .csum_offset = 6};
 	uint32_t id, len;
 	assert_true(nx_driver_up(x, 0));
 	nx_frame(big, sizeof(big), x->mac, 3);
-	nx_post_tx(x, 0, BUF_GPA, &h, big, sizeof(big), 2);	       /* 65551 bytes: too big */
-	nx_post_tx(x, 2, BUF_GPA + 0x20000, &h, big, 13, 1);	       /* shorter than Ethernet */
-	nx_post_tx(x, 3, BUF_GPA + 0x21000, &csum, big, 60, 1);	       /* CSUM not negotiated */
+	nx_post_tx(x, 0, BUF_GPA, &h, big, sizeof(big), 2);		/* 65551 bytes: too big */
+	nx_post_tx(x, 2, BUF_GPA + 0x20000, &h, big, 13, 1);		/* shorter than Ethernet */
+	nx_post_tx(x, 3, BUF_GPA + 0x21000, &csum, big, 60, 1);		/* CSUM not negotiated */
 	nx_post_tx(x, 4, BUF_GPA + 0x22000, &h, big, NET_MAX_FRAME, 4); /* the largest valid */
 	tpci_notify(&x->p, VIRTIO_NET_TXQ);
 	for (unsigned want = 0; want < 4; want++) {
@@ -249,6 +253,24 @@ static void test_tx_backpressure(void **state)
 	assert_int_equal(id, 0);
 	assert_true(tvq_get_used(&x->tx, &id, &len));
 	assert_int_equal(id, 1);
+
+	/* Data queued inside the backend (a partly written frame) goes out on EPOLLOUT even
+	 * when the guest sends nothing more; while it cannot, new frames wait. */
+	x->fb.flush_ret = -EAGAIN;
+	unsigned calls = x->fb.flush_calls;
+	assert_int_equal(write(x->fb.be.fd, &one, 8), 8);
+	nx_run(x);
+	assert_int_equal(x->fb.flush_calls, calls + 1);
+	nx_post_tx(x, 2, BUF_GPA + 8192, &h, frame, sizeof(frame), 1);
+	tpci_notify(&x->p, VIRTIO_NET_TXQ);
+	assert_int_equal(x->fb.ntx, 2);
+	assert_false(tvq_get_used(&x->tx, &id, &len));
+	x->fb.flush_ret = 0;
+	assert_int_equal(write(x->fb.be.fd, &one, 8), 8);
+	nx_run(x);
+	assert_int_equal(x->fb.ntx, 3);
+	assert_true(tvq_get_used(&x->tx, &id, &len));
+	assert_int_equal(id, 2);
 	nx_free(x);
 }
 
@@ -316,8 +338,9 @@ static void test_ctrl_filter(void **state)
 			 VIRTIO_NET_ERR);
 	assert_int_equal(nx_ctrl(x, VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_PROMISC, tbl, 2),
 			 VIRTIO_NET_ERR);
-	assert_int_equal(nx_ctrl(x, VIRTIO_NET_CTRL_RX, 5 /* NOBCAST: needs CTRL_RX_EXTRA */, &on, 1),
-			 VIRTIO_NET_ERR);
+	assert_int_equal(
+	    nx_ctrl(x, VIRTIO_NET_CTRL_RX, 5 /* NOBCAST: needs CTRL_RX_EXTRA */, &on, 1),
+	    VIRTIO_NET_ERR);
 	assert_int_equal(nx_ctrl(x, 4 /* MQ */, 0, tbl, 2), VIRTIO_NET_ERR);
 	assert_int_equal(nx_ctrl(x, 0xff, 0xff, NULL, 0), VIRTIO_NET_ERR);
 	assert_false(nx_needs_reset(x));
@@ -367,18 +390,18 @@ static void test_ctrl_rx_not_negotiated(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_identity),
-		cmocka_unit_test(test_feature_dependencies),
-		cmocka_unit_test(test_offloads_follow_the_guest),
-		cmocka_unit_test(test_tx_plain),
-		cmocka_unit_test(test_tx_vnet_header),
-		cmocka_unit_test(test_tx_invalid_frames_dropped),
-		cmocka_unit_test(test_tx_bad_chains_need_reset),
-		cmocka_unit_test(test_tx_many_pieces),
-		cmocka_unit_test(test_tx_backpressure),
-		cmocka_unit_test(test_ctrl_filter),
-		cmocka_unit_test(test_ctrl_bad_chain),
-		cmocka_unit_test(test_ctrl_rx_not_negotiated),
+	    cmocka_unit_test(test_identity),
+	    cmocka_unit_test(test_feature_dependencies),
+	    cmocka_unit_test(test_offloads_follow_the_guest),
+	    cmocka_unit_test(test_tx_plain),
+	    cmocka_unit_test(test_tx_vnet_header),
+	    cmocka_unit_test(test_tx_invalid_frames_dropped),
+	    cmocka_unit_test(test_tx_bad_chains_need_reset),
+	    cmocka_unit_test(test_tx_many_pieces),
+	    cmocka_unit_test(test_tx_backpressure),
+	    cmocka_unit_test(test_ctrl_filter),
+	    cmocka_unit_test(test_ctrl_bad_chain),
+	    cmocka_unit_test(test_ctrl_rx_not_negotiated),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -284,16 +284,16 @@ static void test_rx_reset_drops_held_buffers(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_rx_plain),
-		cmocka_unit_test(test_rx_vnet_header_fixup),
-		cmocka_unit_test(test_rx_mergeable),
-		cmocka_unit_test(test_rx_mergeable_small_ring),
-		cmocka_unit_test(test_rx_waits_for_buffers),
-		cmocka_unit_test(test_rx_frame_too_big_dropped),
-		cmocka_unit_test(test_rx_bad_chains_need_reset),
-		cmocka_unit_test(test_rx_many_pieces),
-		cmocka_unit_test(test_rx_budget),
-		cmocka_unit_test(test_rx_reset_drops_held_buffers),
+	    cmocka_unit_test(test_rx_plain),
+	    cmocka_unit_test(test_rx_vnet_header_fixup),
+	    cmocka_unit_test(test_rx_mergeable),
+	    cmocka_unit_test(test_rx_mergeable_small_ring),
+	    cmocka_unit_test(test_rx_waits_for_buffers),
+	    cmocka_unit_test(test_rx_frame_too_big_dropped),
+	    cmocka_unit_test(test_rx_bad_chains_need_reset),
+	    cmocka_unit_test(test_rx_many_pieces),
+	    cmocka_unit_test(test_rx_budget),
+	    cmocka_unit_test(test_rx_reset_drops_held_buffers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,11 +13,14 @@
 
 #define ALL_HOST (NET_OFFLOAD_CSUM | NET_OFFLOAD_TSO4 | NET_OFFLOAD_TSO6 | NET_OFFLOAD_ECN)
 
-static struct virtio_net_hdr_v1 hdr(uint8_t flags, uint8_t gso, uint16_t gso_size,
-				    uint16_t start, uint16_t off)
+static struct virtio_net_hdr_v1 hdr(uint8_t flags, uint8_t gso, uint16_t gso_size, uint16_t start,
+				    uint16_t off)
 {
-	return (struct virtio_net_hdr_v1){.flags = flags, .gso_type = gso, .gso_size = gso_size,
-					  .csum_start = start, .csum_offset = off};
+	return (struct virtio_net_hdr_v1){.flags = flags,
+					  .gso_type = gso,
+					  .gso_size = gso_size,
+					  .csum_start = start,
+					  .csum_offset = off};
 }
 
 static void test_tx_check(void **state)
@@ -34,7 +37,7 @@ static void test_tx_check(void **state)
 	h = hdr(VIRTIO_NET_HDR_F_NEEDS_CSUM, 0, 0, 34, 16);
 	assert_int_equal(vnet_hdr_tx_check(&h, 100, 0), -EINVAL);
 	assert_int_equal(vnet_hdr_tx_check(&h, 100, NET_OFFLOAD_CSUM), 0);
-	assert_int_equal(vnet_hdr_tx_check(&h, 52, NET_OFFLOAD_CSUM), 0);  /* 34+16+2 = 52 */
+	assert_int_equal(vnet_hdr_tx_check(&h, 52, NET_OFFLOAD_CSUM), 0); /* 34+16+2 = 52 */
 	assert_int_equal(vnet_hdr_tx_check(&h, 51, NET_OFFLOAD_CSUM), -EINVAL);
 	h = hdr(VIRTIO_NET_HDR_F_NEEDS_CSUM, 0, 0, 0xffff, 0xffff); /* no 16-bit wrap */
 	assert_int_equal(vnet_hdr_tx_check(&h, 60, NET_OFFLOAD_CSUM), -EINVAL);
@@ -178,10 +181,10 @@ static void test_filter_hostile(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_tx_check),
-		cmocka_unit_test(test_rx_fixup),
-		cmocka_unit_test(test_filter),
-		cmocka_unit_test(test_filter_hostile),
+	    cmocka_unit_test(test_tx_check),
+	    cmocka_unit_test(test_rx_fixup),
+	    cmocka_unit_test(test_filter),
+	    cmocka_unit_test(test_filter_hostile),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
