@@ -348,21 +348,46 @@ static const struct img_format *img_format_find(const char *name)
 	return NULL;
 }
 
+/*
+ * Image locks are OFD locks laid out like QEMU's (permission bytes at 100 + n, "deny"
+ * bytes at 200 + n; n = 1 is write), so that Vireo and qemu-img/qemu see each other:
+ * - a writer holds an exclusive lock on the whole file: nobody else may open it;
+ * - a reader holds a shared lock on the deny-write byte (writers are refused) and
+ *   refuses to start while anyone holds the write byte; readers share freely.
+ */
+#define IMG_LOCK_WRITE_PERM 101
+#define IMG_LOCK_DENY_WRITE 201
+
+static int img_lock_busy(struct img *im, char *err, size_t errlen)
+{
+	if (err && errlen)
+		snprintf(err, errlen, "image '%s' is in use by another process", im->path);
+	return -EBUSY;
+}
+
 static int img_lock(struct img *im, char *err, size_t errlen)
 {
-	struct flock fl = {
-		.l_type = im->readonly ? F_RDLCK : F_WRLCK,
-		.l_whence = SEEK_SET,
-	};
-	if (fcntl(im->fd, F_OFD_SETLK, &fl) == 0)
-		return 0;
-	if (errno == EAGAIN || errno == EACCES) {
-		if (err && errlen)
-			snprintf(err, errlen, "image '%s' is in use by another process", im->path);
-		return -EBUSY;
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+
+	if (im->readonly) {
+		fl.l_type = F_RDLCK;
+		fl.l_start = IMG_LOCK_DENY_WRITE;
+		fl.l_len = 1;
 	}
-	/* A file system without lock support is not a reason to refuse the image. */
-	vwarn("image '%s': cannot lock (%s), continuing without a lock", im->path, strerror(errno));
+	if (fcntl(im->fd, F_OFD_SETLK, &fl) < 0) {
+		if (errno == EAGAIN || errno == EACCES)
+			return img_lock_busy(im, err, errlen);
+		/* A file system without lock support is not a reason to refuse the image. */
+		vwarn("image '%s': cannot lock (%s), continuing without a lock", im->path,
+		      strerror(errno));
+		return 0;
+	}
+	if (im->readonly) {
+		struct flock probe = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+				       .l_start = IMG_LOCK_WRITE_PERM, .l_len = 1 };
+		if (fcntl(im->fd, F_OFD_GETLK, &probe) == 0 && probe.l_type != F_UNLCK)
+			return img_lock_busy(im, err, errlen);
+	}
 	return 0;
 }
 
@@ -505,7 +530,7 @@ static int img_open_backing_flags(struct img *parent, const char *path, const ch
 			memcpy(full + dl, path, pl + 1);
 		}
 	}
-	/* The backing file inherits the cache mode, never the lock opt-out. */
+	/* The backing file inherits the cache mode and the lock opt-out of its parent. */
 	flags |= parent->flags & (IMG_O_DIRECT | IMG_O_NOLOCK);
 	ret = img_open_internal(out, full ? full : path, format, flags, img_file_of(parent), err,
 				errlen);

@@ -23,9 +23,20 @@ bool qcow2_is_qcow2(const struct img *im)
 
 void qcow2_set_broken(struct qcow2_state *s, const char *why)
 {
-	if (!s->broken)
-		verr("qcow2 '%s': %s; no further writes to this image", s->im->path, why);
+	uint8_t be[8];
+
+	if (s->broken)
+		return;
 	s->broken = true;
+	verr("qcow2 '%s': %s; no further writes to this image", s->im->path, why);
+	if (s->im->readonly || s->version < 3)
+		return;
+	/* Like other tools: mark it, so the next writable open asks for a check first. */
+	s->incompat |= QCOW2_INCOMPAT_CORRUPT;
+	img_put_be64(s->hdr + 72, s->incompat);
+	img_put_be64(be, s->incompat);
+	if (img_file_pwrite(s->im, be, 8, 72) || img_file_sync(s->im))
+		verr("qcow2 '%s': could not mark the image corrupt", s->im->path);
 }
 
 static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
@@ -384,23 +395,22 @@ static int qcow2_open_repair(struct qcow2_state *s, char *err, size_t errlen)
 	struct qcow2_check_result r;
 	int ret;
 
-	if ((s->incompat & QCOW2_INCOMPAT_CORRUPT) && !(s->im->flags & IMG_O_REPAIR)) {
+	if (s->im->flags & IMG_O_REPAIR)
+		return 0; /* the caller runs qcow2_check(repair), which clears the bits */
+	if (s->incompat & QCOW2_INCOMPAT_CORRUPT) {
 		img_seterr(s->im, err, errlen,
 			   "image is marked corrupt; open read-only or run 'vireo img check -r'");
 		return -EUCLEAN;
 	}
 	vinfo("qcow2 '%s': image was not closed cleanly, checking refcounts", s->im->path);
 	ret = qcow2_check_locked(s, true, &r);
-	if (!ret && (r.corruptions > r.corruptions_fixed || r.overlaps || r.out_of_range))
-		ret = -EUCLEAN;
-	if (ret) {
+	if (!ret && (s->incompat & QCOW2_INCOMPAT_DIRTY))
+		ret = -EUCLEAN; /* the repair could not make it consistent */
+	if (ret)
 		img_seterr(s->im, err, errlen,
-			   "repair of the dirty/corrupt image failed (%s); open it read-only",
+			   "repair of the dirty image failed (%s); open it read-only",
 			   strerror(-ret));
-		return ret;
-	}
-	s->incompat &= ~(QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_CORRUPT);
-	return qcow2_header_update(s);
+	return ret;
 }
 
 static void qcow2_free_state(struct qcow2_state *s)

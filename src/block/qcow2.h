@@ -13,7 +13,12 @@
  *   the tables that stopped referencing the cluster are on disk.
  * - Refused: encryption, external data files, extended L2 (subclusters), unknown
  *   incompatible features. Writable opens refuse the corrupt bit (unless IMG_O_REPAIR)
- *   and repair a dirty image (leaks / refcounts rebuilt) before use.
+ *   and repair a dirty image (leaks / refcounts rebuilt) before use. Metadata found
+ *   inconsistent while running stops all writes and sets the corrupt bit (v3).
+ * - The virtual size is a whole number of 512-byte sectors (rounded down at open).
+ * - Discard drops whole clusters only (partial ones keep their data); afterwards they
+ *   read as zeroes, except in a v2 image with a backing file (backing data shows).
+ * - Locking and cache modes come from image.c (IMG_O_*).
  *
  * Every function here takes a struct img opened as "qcow2" (else -EINVAL), is safe to
  * call while other threads do I/O on the image (it takes the image's exclusive lock),
@@ -60,8 +65,9 @@ struct qcow2_check_result {
  * Walk every table (active, snapshots, refcounts) and compare the stored refcounts with
  * the references found. repair = true (image must be writable) fixes leaks, refcounts
  * that are too low and wrong COPIED flags; out-of-range entries and overlaps are counted
- * but left alone. Returns 0 when the walk completed (look at the counters), -errno when
- * it could not.
+ * but left alone. A repair that leaves nothing unfixed clears the image's dirty and
+ * corrupt marks (open with IMG_O_REPAIR to reach a corrupt image writable). Returns 0
+ * when the walk completed (look at the counters), -errno when it could not.
  */
 int qcow2_check(struct img *im, bool repair, struct qcow2_check_result *res) WUR;
 

@@ -301,6 +301,13 @@ int qcow2_check_locked(struct qcow2_state *s, bool repair, struct qcow2_check_re
 	if (!ret && repair)
 		ret = qcow2_meta_flush(s);
 	s->chk = NULL;
+	/* Consistent now: a dirty or corrupt mark has served its purpose. */
+	if (!ret && repair && res->corruptions == res->corruptions_fixed && !res->overlaps &&
+	    !res->out_of_range && !w.ctx.oom &&
+	    (s->incompat & (QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_CORRUPT))) {
+		s->incompat &= ~(QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_CORRUPT);
+		ret = qcow2_header_update(s);
+	}
 	if (!ret && w.ctx.oom)
 		ret = -ENOMEM;
 	for (uint64_t c = w.ctx.n; c > 0; c--)

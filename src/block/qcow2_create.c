@@ -335,6 +335,9 @@ static int resize_locked(struct qcow2_state *s, uint64_t new_size)
 		im->size = new_size;
 		ret = qcow2_header_update(s);
 	}
+	/* A longer backing file must not show through the new area. */
+	if (!ret && new_size > old && im->backing && im->backing->size > old)
+		ret = qcow2_write_zeroes_locked(s, old, MIN(new_size, im->backing->size) - old, true);
 	if (!ret)
 		ret = qcow2_meta_flush(s);
 	return ret;

@@ -211,6 +211,9 @@ int qcow2_do_write_zeroes(struct img *im, uint64_t off, uint64_t len, bool may_u
 int qcow2_do_map(struct img *im, uint64_t off, uint64_t len, struct img_extent *ext) WUR;
 /* Exclusive lock held: guest clusters [gcl, gcl+n) become unallocated (entries 0). */
 int qcow2_unmap_clusters(struct qcow2_state *s, uint64_t gcl, uint64_t n) WUR;
+/* Exclusive lock held: img_write_zeroes semantics (zero clusters where possible). */
+int qcow2_write_zeroes_locked(struct qcow2_state *s, uint64_t off, uint64_t len,
+			      bool may_unmap) WUR;
 /* Exclusive lock held: write real zeroes to guest [off, off+len) through the data path. */
 int qcow2_zero_data_locked(struct qcow2_state *s, uint64_t off, uint64_t len) WUR;
 /* Exclusive lock held: the L2 table for L1 index l1i, made private (COW) or allocated. */

@@ -322,6 +322,10 @@ int qcow2_snapshot_create(struct img *im, const char *name)
 	if (ret)
 		return ret;
 	s = im->priv;
+	if (qcow2_rc_max(s) < 2) { /* a snapshot needs every cluster counted twice */
+		pthread_rwlock_unlock(&s->io_lock);
+		return -ENOTSUP;
+	}
 	if (*name && find_snapshot(s, name) >= 0) {
 		pthread_rwlock_unlock(&s->io_lock);
 		return -EEXIST;
@@ -369,10 +373,10 @@ int qcow2_snapshot_create(struct img *im, const char *name)
 	if (!ret) {
 		struct qcow2_snapshot *old = s->snaps;
 		ret = write_table(s, snaps, s->nb_snaps + 1);
-		if (!ret) {
+		if (!ret || s->snaps == snaps)
 			free(old);
+		if (!ret)
 			return sn_end(s, 0);
-		}
 	}
 fail:
 	free(sn->id);

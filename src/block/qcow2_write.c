@@ -339,28 +339,32 @@ int qcow2_do_discard(struct img *im, uint64_t off, uint64_t len)
 	return ret;
 }
 
-int qcow2_do_write_zeroes(struct img *im, uint64_t off, uint64_t len, bool may_unmap)
+int qcow2_write_zeroes_locked(struct qcow2_state *s, uint64_t off, uint64_t len, bool may_unmap)
 {
-	struct qcow2_state *s = im->priv;
 	uint64_t fs, fe, end = off + len;
-	bool data = s->version < 3 && (im->backing || !may_unmap);
+	bool data = s->version < 3 && (s->im->backing || !may_unmap);
 	int ret = 0;
 
 	full_clusters(s, off, len, &fs, &fe);
+	if (fs == fe || data)
+		return qcow2_zero_data_locked(s, off, len);
+	if (off < fs)
+		ret = qcow2_zero_data_locked(s, off, fs - off);
+	if (!ret)
+		ret = zero_clusters(s, fs >> s->cluster_bits, (fe - fs) >> s->cluster_bits,
+				    may_unmap ? Z_UNMAP : Z_KEEP);
+	if (!ret && fe < end)
+		ret = qcow2_zero_data_locked(s, fe, end - fe);
+	return ret;
+}
+
+int qcow2_do_write_zeroes(struct img *im, uint64_t off, uint64_t len, bool may_unmap)
+{
+	struct qcow2_state *s = im->priv;
+	int ret;
+
 	pthread_rwlock_wrlock(&s->io_lock);
-	if (s->broken) {
-		ret = -EIO;
-	} else if (fs == fe || data) {
-		ret = qcow2_zero_data_locked(s, off, len);
-	} else {
-		if (off < fs)
-			ret = qcow2_zero_data_locked(s, off, fs - off);
-		if (!ret)
-			ret = zero_clusters(s, fs >> s->cluster_bits, (fe - fs) >> s->cluster_bits,
-					    may_unmap ? Z_UNMAP : Z_KEEP);
-		if (!ret && fe < end)
-			ret = qcow2_zero_data_locked(s, fe, end - fe);
-	}
+	ret = s->broken ? -EIO : qcow2_write_zeroes_locked(s, off, len, may_unmap);
 	pthread_rwlock_unlock(&s->io_lock);
 	return ret;
 }

@@ -49,6 +49,13 @@ int cli_ctl(int argc, char **argv)
 	char line[64];
 	snprintf(line, sizeof(line), "%s\n", argv[2]);
 	if (send(fd, line, strlen(line), MSG_NOSIGNAL) < 0) {
+		if (errno == EPIPE || errno == ECONNRESET) {
+			/* The VMM hung up before reading: the same as not answering. */
+			fprintf(stderr, "vireo: ctl: no reply from '%s' (connection closed)\n",
+				argv[1]);
+			close(fd);
+			return CLI_EXIT_ERROR;
+		}
 		fprintf(stderr, "vireo: ctl: cannot send to '%s': %s\n", argv[1], strerror(errno));
 		close(fd);
 		return CLI_EXIT_ERROR;

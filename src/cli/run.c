@@ -166,7 +166,7 @@ static void *stop_watch_thread(void *arg)
 	const struct timespec tick = {.tv_nsec = 100 * 1000 * 1000};
 	while (!__atomic_load_n(&sw->done, __ATOMIC_ACQUIRE)) {
 		int sig = sigtimedwait(&sw->sigs, NULL, &tick);
-		if (sig > 0) {
+		if (sig > 0 && !__atomic_load_n(&sw->done, __ATOMIC_ACQUIRE)) {
 			vinfo("signal %d: stopping the VM", sig);
 			machine_request_stop(sw->m);
 		}
@@ -320,7 +320,9 @@ int cli_run(int argc, char **argv)
 	bool sw_started = pthread_create(&swt, NULL, stop_watch_thread, &sw) == 0;
 	enum vm_exit ex = machine_run(m);
 	if (sw_started) {
+		/* Wake the watcher at once (it ignores signals once done is set). */
 		__atomic_store_n(&sw.done, true, __ATOMIC_RELEASE);
+		pthread_kill(swt, SIGHUP);
 		pthread_join(swt, NULL);
 	}
 	machine_destroy(m);

@@ -168,16 +168,16 @@ struct ctl_client {
 	struct machine *m;
 	int fd;
 	unsigned slot; /* index in m->ctl_client[] */
-	time_t opened; /* CLOCK_MONOTONIC seconds */
+	int64_t opened; /* CLOCK_MONOTONIC milliseconds */
 	size_t got;
 	char line[128];
 };
 
-static time_t mono_seconds(void)
+static int64_t mono_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void control_client_close(struct ctl_client *c)
@@ -189,7 +189,7 @@ static void control_client_close(struct ctl_client *c)
 	free(c);
 }
 
-/* 1 Hz: drop clients that did not send a full line within CONTROL_CLIENT_TIMEOUT s. */
+/* 4 Hz: drop clients that did not send a full line within CONTROL_CLIENT_TIMEOUT s. */
 static void control_timer(void *opaque, uint32_t events)
 {
 	struct machine *m = opaque;
@@ -197,10 +197,10 @@ static void control_timer(void *opaque, uint32_t events)
 	(void)events;
 	if (read(m->ctl_timer_fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
 		vdebug("control: timer read: %s", strerror(errno));
-	time_t now = mono_seconds();
+	int64_t now = mono_ms();
 	for (unsigned i = 0; i < CONTROL_MAX_CLIENTS; i++) {
 		struct ctl_client *c = m->ctl_client[i];
-		if (c && now - c->opened >= CONTROL_CLIENT_TIMEOUT) {
+		if (c && now - c->opened >= CONTROL_CLIENT_TIMEOUT * 1000) {
 			static const char msg[] = "{\"ok\":false,\"error\":\"timed out\"}\n";
 			control_reply(c->fd, msg);
 			control_client_close(c);
@@ -253,7 +253,7 @@ static void control_accept(void *opaque, uint32_t events)
 		c->m = m;
 		c->fd = fd;
 		c->slot = slot;
-		c->opened = mono_seconds();
+		c->opened = mono_ms();
 		if (evloop_add(&m->loop, fd, EPOLLIN | EPOLLRDHUP, control_client_ready, c)) {
 			close(fd);
 			free(c);
@@ -271,7 +271,8 @@ int control_attach(struct machine *m)
 		m->ctl_timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 		if (m->ctl_timer_fd < 0)
 			return -errno;
-		struct itimerspec its = {.it_interval = {.tv_sec = 1}, .it_value = {.tv_sec = 1}};
+		struct itimerspec its = {.it_interval = {.tv_nsec = 250000000},
+					.it_value = {.tv_nsec = 250000000}};
 		if (timerfd_settime(m->ctl_timer_fd, 0, &its, NULL) < 0)
 			return -errno;
 	}

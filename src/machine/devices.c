@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "machine/machine_priv.h"
 #include "boot/acpi.h"
+#include "boot/mptable.h"
 #include "common/log.h"
 #include "memory/layout.h"
 
@@ -165,8 +166,13 @@ int machine_acpi_build(struct machine *m, uint64_t *rsdp, char *err, size_t errl
 	struct acpi_config ac;
 	acpi_config_default(&ac, m->cfg.cpus);
 	int r = acpi_build(&m->mem, &ac, rsdp);
-	if (r)
+	if (r) {
 		snprintf(err, errlen, "cannot build ACPI tables: %s", strerror(-r));
+		return r;
+	}
+	r = mptable_build(&m->mem, m->cfg.cpus);
+	if (r)
+		snprintf(err, errlen, "cannot build the MP table: %s", strerror(-r));
 	return r;
 }
 

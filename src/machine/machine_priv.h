@@ -19,7 +19,7 @@
 #include <pthread.h>
 
 #define CONTROL_MAX_CLIENTS 16
-#define CONTROL_CLIENT_TIMEOUT 5 /* seconds to send a command line */
+#define CONTROL_CLIENT_TIMEOUT 3 /* seconds to send a command line */
 
 enum machine_req {
 	MACHINE_REQ_NONE = 0,
@@ -47,7 +47,7 @@ struct machine {
 	/* Persistent for the life of the process. */
 	struct machine_persist persist; /* CMOS NVRAM, console, ... (devices.h) */
 	int ctl_fd;			/* control socket listener, -1 if none */
-	int ctl_timer_fd;		/* 1 Hz timer dropping idle control clients */
+	int ctl_timer_fd;		/* 4 Hz timer dropping idle control clients */
 	struct ctl_client *ctl_client[CONTROL_MAX_CLIENTS]; /* open control connections (I/O thread only) */
 	char *ctl_path;
 	struct emul_stats emul_stats;

@@ -31,7 +31,12 @@
 #define LAYOUT_CMDLINE 0x20000ULL
 #define LAYOUT_CMDLINE_MAX 0x10000ULL /* 64 KiB hard cap; the kernel's own limit is checked too */
 #define LAYOUT_ACPI_START 0xe0000ULL  /* RSDP is at this address (BIOS search area) */
-#define LAYOUT_ACPI_SIZE 0x20000ULL
+#define LAYOUT_ACPI_SIZE 0x1c000ULL
+/* MP table (Intel MP spec 1.4): floating pointer at the start of the EBDA, where Linux's
+ * early scan looks second (it stops at the first hit), configuration table after ACPI. */
+#define LAYOUT_MPTABLE_FLOAT 0x9fc00ULL
+#define LAYOUT_MPTABLE_CONFIG 0xfc000ULL
+#define LAYOUT_MPTABLE_CONFIG_SIZE 0x4000ULL
 
 #define LAYOUT_KERNEL_DEFAULT 0x1000000ULL /* 16 MiB, where a bzImage is loaded */
 

@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "block/qcow2.h"
@@ -117,6 +119,48 @@ static void test_locking(void **state)
 	img_close(c);
 }
 
+/* The lock layout is QEMU's: each side sees the other. */
+static void test_locking_with_qemu(void **state)
+{
+	struct fx *f = *state;
+	struct img *a;
+	char err[256], out[2048];
+
+	if (!tu_have_qemu())
+		skip();
+	/* Vireo writes: qemu may not even read */
+	assert_int_equal(img_open(&a, f->path, "raw", 0, err, sizeof(err)), 0);
+	assert_true(tu_qemu_io(out, sizeof(out), "-r", "-f", "raw", "-c", "read 0 512", f->path, NULL) != 0);
+	assert_non_null(strstr(out, "lock"));
+	img_close(a);
+	/* Vireo reads: qemu may read, not write */
+	assert_int_equal(img_open(&a, f->path, "raw", IMG_O_RDONLY, err, sizeof(err)), 0);
+	assert_int_equal(tu_qemu_io(out, sizeof(out), "-r", "-f", "raw", "-c", "read 0 512", f->path, NULL), 0);
+	assert_true(tu_qemu_io(out, sizeof(out), "-f", "raw", "-c", "write 0 512", f->path, NULL) != 0);
+	img_close(a);
+	/* qemu writes: Vireo may neither read nor write */
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		execlp("qemu-io", "qemu-io", "-f", "raw", "-c", "sleep 3000", f->path, (char *)NULL);
+		_exit(127);
+	}
+	int fd = open(f->path, O_RDONLY);
+	for (int i = 0; i < 500; i++) { /* wait for qemu-io to take its locks */
+		struct flock p = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 101, .l_len = 1 };
+		if (fcntl(fd, F_OFD_GETLK, &p) == 0 && p.l_type != F_UNLCK)
+			break;
+		usleep(10000);
+	}
+	close(fd);
+	assert_int_equal(img_open(&a, f->path, "raw", IMG_O_RDONLY, err, sizeof(err)), -EBUSY);
+	assert_int_equal(img_open(&a, f->path, "raw", 0, err, sizeof(err)), -EBUSY);
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	assert_int_equal(img_open(&a, f->path, "raw", 0, err, sizeof(err)), 0);
+	img_close(a);
+}
+
 static void test_qcow2_backing_lock(void **state)
 {
 	struct fx *f = *state;
@@ -129,8 +173,14 @@ static void test_qcow2_backing_lock(void **state)
 	assert_true(im->size == SZ);
 	/* the backing file is held shared: a second writer of it is refused */
 	assert_int_equal(img_open(&w, f->path, "raw", 0, err, sizeof(err)), -EBUSY);
-	/* the same overlay cannot be opened twice */
+	/* the same overlay cannot be opened twice, nor recreated under the VM */
 	assert_int_equal(img_open(&w, top, "qcow2", IMG_O_RDONLY, err, sizeof(err)), -EBUSY);
+	struct qcow2_create_opts o2 = { .size = 4096 };
+	assert_int_equal(qcow2_create(top, &o2, err, sizeof(err)), -EBUSY);
+	assert_non_null(strstr(err, "in use"));
+	uint8_t b[64];
+	assert_int_equal(img_pread(im, b, sizeof(b), 4096), 0);
+	assert_memory_equal(b, f->data + 4096, sizeof(b));
 	img_close(im);
 	free(top);
 }
@@ -283,6 +333,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_read_write_ranges, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_locking, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_locking_with_qemu, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_qcow2_backing_lock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_discard_zeroes_map, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_direct_io, setup, teardown),

@@ -451,6 +451,39 @@ static void test_commit_resize_prealloc(void **state)
 	free(raw);
 }
 
+/* Growing an overlay over a longer backing file: the new area reads as zeroes. */
+static void test_resize_over_longer_backing(void **state)
+{
+	struct fx *f = *state;
+	char *top = tu_path(f->dir, "g.qcow2"), err[512];
+	struct img *im;
+
+	for (unsigned v = 2; v <= 3; v++) {
+		struct qcow2_create_opts o = { .size = 1u << 20, .backing_file = "src.raw",
+					       .version = v, .cluster_size = 4096 };
+		uint8_t *model = calloc(1, 3u << 20);
+		assert_int_equal(qcow2_create(top, &o, err, sizeof(err)), 0);
+		im = open_img(top, 0);
+		assert_int_equal(img_pwrite(im, "xyz", 3, 1000), 0);
+		assert_int_equal(qcow2_resize(im, (3u << 20) - 512), 0);
+		memcpy(model, f->data, 1u << 20);
+		memcpy(model + 1000, "xyz", 3);
+		assert_true(tu_compare_image(im, model, (3u << 20) - 512) == -1);
+		assert_check_clean(im);
+		img_close(im);
+		free(model);
+	}
+	/* 1-bit refcounts cannot count a snapshot */
+	struct qcow2_create_opts o1 = { .size = 1u << 20, .refcount_bits = 1 };
+	assert_int_equal(qcow2_create(top, &o1, err, sizeof(err)), 0);
+	im = open_img(top, 0);
+	assert_int_equal(img_pwrite(im, "a", 1, 0), 0);
+	assert_int_equal(qcow2_snapshot_create(im, "s"), -ENOTSUP);
+	assert_check_clean(im);
+	img_close(im);
+	free(top);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -461,6 +494,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_write_into_compressed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dirty_image_repaired, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_resize_prealloc, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resize_over_longer_backing, setup, teardown),
 	};
 	have_qemu = tu_have_qemu();
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -229,8 +229,15 @@ static void test_corrupt_bit(void **state)
 	img_close(im);
 	assert_int_equal(img_open(&im, f->path, "qcow2", 0, f->err, sizeof(f->err)), -EUCLEAN);
 	assert_non_null(strstr(f->err, "marked corrupt"));
-	/* `img check -r` may open it; the check is clean so the bit goes */
+	/* `img check -r` may open it; a clean repair drops the bit */
 	assert_int_equal(img_open(&im, f->path, "qcow2", IMG_O_REPAIR, f->err, sizeof(f->err)), 0);
+	assert_int_equal(qcow2_get_info(im, &info), 0);
+	assert_true(info.corrupt);
+	struct qcow2_check_result r;
+	assert_int_equal(qcow2_check(im, false, &r), 0);
+	assert_int_equal(qcow2_get_info(im, &info), 0);
+	assert_true(info.corrupt); /* a check without repair changes nothing */
+	assert_int_equal(qcow2_check(im, true, &r), 0);
 	assert_int_equal(qcow2_get_info(im, &info), 0);
 	assert_false(info.corrupt);
 	img_close(im);
@@ -317,6 +324,7 @@ static void test_l2_entry_into_metadata(void **state)
 		0x8000000000000000ull | L2,     /* the L2 table itself */
 		0x8000000000000000ull | (DATA + 512), /* unaligned */
 		0x8000000000000000ull | (DATA | 0x100), /* reserved bits */
+		0x8000000000000000ull | 0x7fff0000ull, /* beyond the end of the file */
 	};
 	uint8_t b[4096], *before, *after;
 	size_t lb, la;
@@ -335,7 +343,18 @@ static void test_l2_entry_into_metadata(void **state)
 		img_close(im);
 		assert_int_equal(tu_read_file(f->path, &after, &la), 0);
 		assert_true(la == lb);
+		/* only change: the corrupt bit, so writable opens now need a check first */
+		assert_int_equal(after[79], before[79] | 2);
+		after[79] = before[79];
 		assert_memory_equal(before, after, la);
+		assert_int_equal(img_open(&im, f->path, "qcow2", 0, f->err, sizeof(f->err)), -EUCLEAN);
+		assert_int_equal(img_open(&im, f->path, "qcow2", IMG_O_REPAIR, f->err, sizeof(f->err)), 0);
+		assert_int_equal(qcow2_check(im, true, &r), 0);
+		struct qcow2_info info;
+		assert_int_equal(qcow2_get_info(im, &info), 0);
+		assert_true(info.corrupt); /* overlaps / bad entries are not repairable */
+		img_close(im);
+		put_be(f->path, 72, 0, 8);
 		free(before);
 		free(after);
 	}
