@@ -444,7 +444,13 @@ static int qcow2_open(struct img *im, char *err, size_t errlen)
 		return -ENOMEM;
 	s->im = im;
 	im->priv = s;
-	pthread_rwlock_init(&s->io_lock, NULL);
+	{ /* allocating writes must not starve behind a steady stream of reads */
+		pthread_rwlockattr_t a;
+		pthread_rwlockattr_init(&a);
+		pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+		pthread_rwlock_init(&s->io_lock, &a);
+		pthread_rwlockattr_destroy(&a);
+	}
 	pthread_mutex_init(&s->meta_lock, NULL);
 	pthread_mutex_init(&s->comp_lock, NULL);
 	ret = img_file_size(im, &fsize);

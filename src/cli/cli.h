@@ -11,5 +11,7 @@ enum {
 
 int cli_run(int argc, char **argv);
 int cli_ctl(int argc, char **argv);
+int cli_img(int argc, char **argv); /* src/cli/img*.c */
+int cli_net(int argc, char **argv); /* src/cli/net*.c */
 
 #endif

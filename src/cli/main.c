@@ -19,6 +19,8 @@ static void usage_main(FILE *f)
 		   "Commands:\n"
 		   "  run     boot a virtual machine (no options: the default guest)\n"
 		   "  ctl     talk to a running VM's control socket\n"
+		   "  img     create, inspect, check and convert disk images\n"
+		   "  net     manage virtual networks (bridged, nat, host-only, isolated)\n"
 		   "\n"
 		   "  vireo --help | vireo run --help | vireo ctl --help | vireo --version\n");
 }
@@ -50,6 +52,10 @@ int main(int argc, char **argv)
 		return cli_run(argc - 1, argv + 1);
 	if (strcmp(cmd, "ctl") == 0)
 		return cli_ctl(argc - 1, argv + 1);
+	if (strcmp(cmd, "img") == 0)
+		return cli_img(argc - 1, argv + 1);
+	if (strcmp(cmd, "net") == 0)
+		return cli_net(argc - 1, argv + 1);
 	fprintf(stderr, "vireo: unknown command '%s' (try 'vireo --help')\n", cmd);
 	return CLI_EXIT_USAGE;
 }

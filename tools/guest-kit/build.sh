@@ -261,6 +261,21 @@ build_kernel() {
 	rm -rf "$kernel_out"
 	mv "$kernel_out.tmp" "$kernel_out"
 	log "minimal kernel built in ${secs}s: $kernel_out"
+	prune_trees
+}
+
+# prune_trees: drop the source and object trees of other versions or patch sets (about
+# 2 GB each); the small artifact directories of old keys stay.
+prune_trees() {
+	local d
+	for d in "$CACHE"/src/linux-* "$CACHE"/build/linux-*; do
+		[ -d "$d" ] || continue
+		case "$d" in
+		"$src_dir" | "$obj_dir") continue ;;
+		esac
+		log "removing the stale tree $d"
+		rm -rf "$d"
+	done
 }
 
 # ---- busybox initramfs ----------------------------------------------------------------------
