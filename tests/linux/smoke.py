@@ -372,6 +372,8 @@ def main():
     p.add_argument("--cmdline", default="", help="extra kernel command line")
     p.add_argument("--timeout", type=float, default=420.0, help="seconds for the whole run")
     p.add_argument("--log", help="console log file (default ./linux-<case>-<cpus>cpu.log)")
+    p.add_argument("--kernel", help="boot this kernel instead of the guest kit's")
+    p.add_argument("--initrd", help="with --kernel: its initramfs")
     p.add_argument("--qemu", action="store_true",
                    help="VMM is qemu-system-x86_64 (to develop the test without vireo)")
     p.add_argument("-v", "--verbose", action="store_true", help="echo the console")
@@ -384,9 +386,14 @@ def main():
             skip(why)
         if not os.access(a.vmm, os.X_OK):
             fail("VMM %r is not an executable" % a.vmm)
-        paths, why = kit_paths(a.case == "cloud")
-        if why:
-            fail(why)
+        if a.kernel:
+            paths = {"KERNEL_CLOUD": a.kernel, "INITRD_CLOUD": a.initrd,
+                     "KERNEL_MINIMAL_BZ": a.kernel, "KERNEL_MINIMAL_ELF": a.kernel,
+                     "INITRD": a.initrd}
+        else:
+            paths, why = kit_paths(a.case == "cloud")
+            if why:
+                fail(why)
         if a.case == "cloud":
             kernel, initrd = paths.get("KERNEL_CLOUD"), paths.get("INITRD_CLOUD")
             if not kernel:
