@@ -5,7 +5,7 @@ BUILD=${1:-build-fuzz}
 SECS=${2:-30}
 here=$(cd "$(dirname "$0")" && pwd)
 rc=0
-for t in fuzz_kernel_image fuzz_virtq; do
+for t in fuzz_kernel_image fuzz_virtq fuzz_qcow2; do
 	corpus=$(mktemp -d)
 	[ -d "$here/corpus/$t" ] && cp -r "$here/corpus/$t/." "$corpus/"
 	echo "fuzz: $t for ${SECS}s"
