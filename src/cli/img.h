@@ -17,6 +17,7 @@
 #define VIREO_CLI_IMG_H
 
 #include "block/image.h"
+#include "block/qcow2.h"
 #include "common/compiler.h"
 
 #include <getopt.h>
@@ -49,9 +50,12 @@ int img_fail(const char *cmd, const char *fmt, ...) PRINTF_FMT(2, 3);
  * with ':'): prints the matching usage error and returns CLI_EXIT_USAGE.
  */
 int img_getopt_error(const char *cmd, int o, char **argv);
-/* Positional arguments: exactly `min`..`max` left after the options, else a usage error
- * (returns 0 when fine). */
-int img_want_args(const char *cmd, int argc, char **argv, int min, int max);
+/* Positional arguments: `min`..`max` left after the options, else a usage error naming
+ * what is missing ("missing <names>"); 0 when fine. */
+int img_want_args(const char *cmd, int argc, char **argv, int min, int max, const char *names);
+
+/* --output=human|json (info, check, map). 0 or a usage error status. */
+int img_output_arg(const char *cmd, const char *v, bool *json);
 
 /* ---- values ---- */
 
@@ -82,6 +86,44 @@ int img_cli_open(const char *cmd, const char *path, const char *fmt, unsigned fl
 		 struct img **out, bool *probed);
 /* The format name of an open image ("raw", "qcow2", ...). */
 const char *img_fmt_name(const struct img *im);
+
+/* ---- creating images (img_create.c) ---- */
+
+enum img_prealloc {
+	IMG_PREALLOC_OFF,
+	IMG_PREALLOC_METADATA,
+	IMG_PREALLOC_FALLOC,
+	IMG_PREALLOC_FULL
+};
+
+/* What create and convert make: format, -o options, backing file. */
+struct img_create_spec {
+	const char *fmt; /* "raw" or "qcow2" */
+	uint64_t size;
+	bool size_set;
+	unsigned cluster_size, version, refcount_bits; /* 0 = qcow2_create's defaults */
+	enum img_prealloc prealloc;
+	const char *backing, *backing_fmt;
+	bool unsafe;		/* -u: do not open the backing file */
+	const char *qcow2_only; /* a qcow2-only option that was given (for raw's error) */
+	bool help_shown;	/* "-o help" printed the list: stop, exit 0 */
+};
+void img_create_spec_init(struct img_create_spec *c, const char *fmt);
+/* Parse one -o argument (modified in place; values point into it). 0 or an exit status. */
+int img_create_parse_opts(const char *cmd, struct img_create_spec *c, char *opts);
+/* Option combinations that cannot work for c->fmt: 0 or a usage error status. */
+int img_create_validate(const char *cmd, const struct img_create_spec *c);
+/* Create path (size rounded up to 512; backing format settled and checked). 0 or status. */
+int img_create_file(const char *cmd, struct img_create_spec *c, const char *path);
+
+/* ---- snapshots (img_snapshot.c) ---- */
+
+struct img_json;
+/* "Snapshot list:" and a table as qemu-img prints it. */
+void img_snapshot_table(FILE *f, const struct qcow2_snapshot_info *s, unsigned n);
+/* An array `key` of snapshot objects ("id", "name", "vm-state-size", "date-sec", ...). */
+void img_snapshot_json(struct img_json *w, const char *key, const struct qcow2_snapshot_info *s,
+		       unsigned n);
 
 /* ---- JSON output (img_json.c) ---- */
 

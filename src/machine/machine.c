@@ -468,9 +468,24 @@ enum vm_exit machine_run(struct machine *m)
 	}
 }
 
+/* snprintf at buf+*off, keeping *off within len (output is cut, never overflowed). */
+static void jappend(char *buf, size_t len, size_t *off, const char *fmt, ...) PRINTF_FMT(4, 5);
+static void jappend(char *buf, size_t len, size_t *off, const char *fmt, ...)
+{
+	if (*off >= len)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf + *off, len - *off, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		*off = MIN(len - 1, *off + (size_t)n);
+}
+
 int machine_status_json(struct machine *m, char *buf, size_t len)
 {
 	uint64_t exits = 0, io = 0, mmio = 0, emulated = 0;
+	size_t off = 0;
 	pthread_mutex_lock(&m->lock);
 	enum vm_state st = m->state;
 	pthread_mutex_unlock(&m->lock);
@@ -481,16 +496,51 @@ int machine_status_json(struct machine *m, char *buf, size_t len)
 		emulated += __atomic_load_n(&m->vcpus[i].stats.emulated, __ATOMIC_RELAXED);
 	}
 	char emul[256];
-	emul_stats_format(&m->emul_stats, emul, sizeof(emul));
-	return snprintf(buf, len,
-			"{\"state\":\"%s\",\"pid\":%d,\"vcpus\":%u,\"memory_bytes\":%llu,"
-			"\"cpu_template\":\"%s\",\"boots\":%u,\"uptime_ms\":%llu,"
-			"\"exits\":%llu,\"io_exits\":%llu,\"mmio_exits\":%llu,"
-			"\"emulated\":%llu,\"emulated_detail\":\"%s\",\"msi_fired\":%llu}",
-			vm_state_name(st), (int)getpid(), m->cfg.cpus,
-			(unsigned long long)m->cfg.memory, m->tmpl->name, m->boots,
-			(unsigned long long)((now_ns() - m->start_ns) / 1000000),
-			(unsigned long long)exits, (unsigned long long)io,
-			(unsigned long long)mmio, (unsigned long long)emulated, emul,
-			(unsigned long long)__atomic_load_n(&m->plat.msi_fired, __ATOMIC_RELAXED));
+	if (emul_stats_format(&m->emul_stats, emul, sizeof(emul)) < 0)
+		emul[0] = 0;
+	jappend(buf, len, &off,
+		"{\"state\":\"%s\",\"pid\":%d,\"vcpus\":%u,\"memory_bytes\":%llu,"
+		"\"cpu_template\":\"%s\",\"boots\":%u,\"uptime_ms\":%llu,"
+		"\"exits\":%llu,\"io_exits\":%llu,\"mmio_exits\":%llu,"
+		"\"emulated\":%llu,\"emulated_detail\":\"%s\",\"msi_fired\":%llu",
+		vm_state_name(st), (int)getpid(), m->cfg.cpus, (unsigned long long)m->cfg.memory,
+		m->tmpl->name, m->boots, (unsigned long long)((now_ns() - m->start_ns) / 1000000),
+		(unsigned long long)exits, (unsigned long long)io, (unsigned long long)mmio,
+		(unsigned long long)emulated, emul,
+		(unsigned long long)__atomic_load_n(&m->plat.msi_fired, __ATOMIC_RELAXED));
+	/* Device statistics (the I/O thread serves this, so the devices exist). */
+	if (m->dev.rng) {
+		struct virtio_rng_stats rs;
+		virtio_rng_get_stats(m->dev.rng, &rs);
+		jappend(buf, len, &off, ",\"rng\":{\"requests\":%llu,\"bytes\":%llu,\"errors\":%llu}",
+			(unsigned long long)rs.requests, (unsigned long long)rs.bytes,
+			(unsigned long long)rs.errors);
+	}
+	jappend(buf, len, &off, ",\"disks\":[");
+	for (unsigned i = 0; i < m->cfg.nr_disks; i++) {
+		struct virtio_blk_stats bs = {0};
+		if (m->dev.blk[i])
+			virtio_blk_get_stats(m->dev.blk[i], &bs);
+		jappend(buf, len, &off,
+			"%s{\"reads\":%llu,\"writes\":%llu,\"flushes\":%llu,\"read_bytes\":%llu,"
+			"\"write_bytes\":%llu,\"errors\":%llu}",
+			i ? "," : "", (unsigned long long)bs.reads, (unsigned long long)bs.writes,
+			(unsigned long long)bs.flushes, (unsigned long long)bs.read_bytes,
+			(unsigned long long)bs.write_bytes, (unsigned long long)bs.errors);
+	}
+	jappend(buf, len, &off, "],\"nics\":[");
+	for (unsigned i = 0; i < m->cfg.nr_nics; i++) {
+		struct virtio_net_stats ns = {0};
+		if (m->dev.nics[i])
+			virtio_net_get_stats(m->dev.nics[i], &ns);
+		jappend(buf, len, &off,
+			"%s{\"rx_packets\":%llu,\"rx_bytes\":%llu,\"rx_dropped\":%llu,"
+			"\"tx_packets\":%llu,\"tx_bytes\":%llu,\"tx_dropped\":%llu}",
+			i ? "," : "", (unsigned long long)ns.rx_packets,
+			(unsigned long long)ns.rx_bytes, (unsigned long long)ns.rx_dropped,
+			(unsigned long long)ns.tx_packets, (unsigned long long)ns.tx_bytes,
+			(unsigned long long)ns.tx_dropped);
+	}
+	jappend(buf, len, &off, "]}");
+	return (int)off;
 }
