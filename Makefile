@@ -19,7 +19,7 @@ deps:
 	./tools/install-deps.sh
 
 run: deps all
-	./tools/guest-kit/build.sh
+	./tools/guest-kit/default-guest.sh
 	$(BUILD)/src/cli/vireo run
 
 check: deps all

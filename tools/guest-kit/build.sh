@@ -5,7 +5,8 @@
 #
 #   minimal kernel   linux-source-6.1 (Debian package) + tools/guest-kit/kernel.config,
 #                    as vmlinux (PVH ELF) and bzImage
-#   initramfs        busybox-static + tools/guest-kit/init.sh, gzip'ed newc cpio
+#   initramfs        busybox-static + tools/guest-kit/init.sh, newc cpio, plain (INITRD)
+#                    and gzip'ed (INITRD_GZ): the guest inflates gzip very slowly on nested KVM
 #   cloud kernel     Debian's linux-image-cloud-amd64 (fetched with apt-get download, never
 #                    installed) + an initramfs with the same /init and its virtio modules
 #
@@ -119,11 +120,12 @@ print_paths() {
 	local cloud_k= cloud_i=
 	if [ -n "$cloud_out" ] && [ -f "$cloud_out/vmlinuz" ]; then
 		cloud_k="$cloud_out/vmlinuz"
-		cloud_i="$cloud_out/initrd.cpio.gz"
+		cloud_i="$cloud_out/initrd.cpio"
 	fi
 	echo "KERNEL_MINIMAL_ELF=$kernel_out/vmlinux"
 	echo "KERNEL_MINIMAL_BZ=$kernel_out/bzImage"
-	echo "INITRD=$initrd_out/initrd.cpio.gz"
+	echo "INITRD=$initrd_out/initrd.cpio"
+	echo "INITRD_GZ=$initrd_out/initrd.cpio.gz"
 	echo "KERNEL_CLOUD=$cloud_k"
 	echo "INITRD_CLOUD=$cloud_i"
 }
@@ -131,7 +133,7 @@ print_paths() {
 if [ "$print_only" = 1 ]; then
 	print_paths
 	[ -f "$kernel_out/vmlinux" ] && [ -f "$kernel_out/bzImage" ] &&
-		[ -f "$initrd_out/initrd.cpio.gz" ] &&
+		[ -f "$initrd_out/initrd.cpio" ] && [ -f "$initrd_out/initrd.cpio.gz" ] &&
 		{ [ -z "$cloud_out" ] || [ -f "$cloud_out/vmlinuz" ]; }
 	exit $?
 fi
@@ -200,11 +202,9 @@ busybox_cpio_list() {
 	done
 }
 
-# make_initrd LISTFILE OUT: gzip'ed newc archive with fixed timestamps (reproducible).
+# make_initrd LISTFILE OUT: newc archive with fixed timestamps (reproducible).
 make_initrd() {
-	gen_init_cpio -t 0 "$1" >"$2.cpio" || die "gen_init_cpio failed"
-	gzip -n -9 <"$2.cpio" >"$2"
-	rm -f "$2.cpio"
+	gen_init_cpio -t 0 "$1" >"$2" || die "gen_init_cpio failed"
 }
 
 # ---- minimal kernel -------------------------------------------------------------------------
@@ -281,15 +281,16 @@ prune_trees() {
 # ---- busybox initramfs ----------------------------------------------------------------------
 
 build_initrd() {
-	[ -f "$initrd_out/initrd.cpio.gz" ] && return 0
+	[ -f "$initrd_out/initrd.cpio" ] && [ -f "$initrd_out/initrd.cpio.gz" ] && return 0
 	ensure_source # for gen_init_cpio.c
 	rm -rf "$initrd_out.tmp"
 	mkdir -p "$initrd_out.tmp"
 	busybox_cpio_list >"$initrd_out.tmp/cpio.list"
-	make_initrd "$initrd_out.tmp/cpio.list" "$initrd_out.tmp/initrd.cpio.gz"
+	make_initrd "$initrd_out.tmp/cpio.list" "$initrd_out.tmp/initrd.cpio"
+	gzip -n -9 <"$initrd_out.tmp/initrd.cpio" >"$initrd_out.tmp/initrd.cpio.gz"
 	rm -rf "$initrd_out"
 	mv "$initrd_out.tmp" "$initrd_out"
-	log "initramfs built: $initrd_out/initrd.cpio.gz"
+	log "initramfs built: $initrd_out/initrd.cpio (and .gz)"
 }
 
 # ---- Debian cloud kernel --------------------------------------------------------------------
@@ -323,7 +324,7 @@ cloud_modules_order() {
 
 build_cloud() {
 	[ -z "$cloud_out" ] && return 0
-	[ -f "$cloud_out/vmlinuz" ] && [ -f "$cloud_out/initrd.cpio.gz" ] && return 0
+	[ -f "$cloud_out/vmlinuz" ] && [ -f "$cloud_out/initrd.cpio" ] && return 0
 	ensure_source # for gen_init_cpio.c
 	local deb_dir="$CACHE/debs" work="$cloud_out.tmp" deb
 	mkdir -p "$deb_dir"
@@ -372,10 +373,9 @@ build_cloud() {
 		echo "file /lib/modules/$name $work/modules/$name 0644 0 0" >>"$list"
 	done
 	echo "file /etc/vireo-modules $order 0644 0 0" >>"$list"
-	make_initrd "$list" "$work/initrd.cpio.gz"
+	make_initrd "$list" "$work/initrd.cpio"
 	cp "$work/x/boot/vmlinuz-$kver" "$work/vmlinuz"
 	cp "$work/x/boot/config-$kver" "$work/config"
-	cp "$order" "$work/modules.order"
 	echo "package=$cloud_pkg $cloud_version" >"$work/build-info"
 	rm -rf "$work/x" "$work/modules"
 	rm -rf "$cloud_out"
