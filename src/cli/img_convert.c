@@ -254,10 +254,8 @@ int img_cmd_convert(int argc, char **argv)
 	if ((ret = img_check_format_arg(cmd, "-O", ofmt, true)))
 		return ret;
 	if ((dflags = cache_flags(cache)) == ~0u)
-		return img_usage_error(cmd,
-				       "-t '%s': expected writeback, writethrough, none or "
-				       "unsafe",
-				       cache);
+		return img_usage_error(
+		    cmd, "-t '%s': expected writeback, writethrough, none or unsafe", cache);
 	if (compress)
 		return img_usage_error(cmd, "-c: compressed output is not supported (qcow2 "
 					    "clusters are written uncompressed)");

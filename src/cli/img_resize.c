@@ -88,8 +88,7 @@ static int resize_qcow2(const char *cmd, struct img *im, uint64_t size)
 				im->path);
 	if (ret == -EFBIG || ret == -EINVAL)
 		return img_fail(cmd,
-				"image '%s': %llu bytes is too large for this image's "
-				"cluster size",
+				"image '%s': %llu bytes is too large for this image's cluster size",
 				im->path, (unsigned long long)size);
 	if (ret)
 		return img_fail(cmd, "image '%s': resize failed: %s", im->path, strerror(-ret));

@@ -157,16 +157,19 @@ static int net_parse(int argc, char **argv, struct net_args *a)
 	return 0;
 }
 
-/* Open the state directory; for changes also check privileges and garbage-collect. */
-static int net_open(struct netmgr *nm, bool change)
+/* Open the state directory; with privileges (required for changes) garbage-collect first.
+ * Without them only the recorded state can be shown (*priv false). */
+static int net_open(struct netmgr *nm, bool change, bool *priv)
 {
 	char err[512];
-	bool priv = netmgr_check_caps(err, sizeof(err)) == 0;
-	if (change && !priv)
+	bool p = netmgr_check_caps(err, sizeof(err)) == 0;
+	if (priv)
+		*priv = p;
+	if (change && !p)
 		return net_fail(err);
-	if (netmgr_open(nm, NULL, priv, err, sizeof(err)))
+	if (netmgr_open(nm, NULL, p, err, sizeof(err)))
 		return net_fail(err);
-	if (priv && netmgr_gc(nm, NULL, err, sizeof(err)))
+	if (p && netmgr_gc(nm, NULL, err, sizeof(err)))
 		vwarn("net: cleanup: %s", err);
 	return 0;
 }
@@ -184,7 +187,7 @@ static int net_cmd_create(struct net_args *a)
 	if (strlen(a->pos[0]) > NETMGR_NAME_MAX || !netmgr_name_valid(a->pos[0]))
 		return net_usage_error("create: network names are 1-12 of a-z, 0-9, '-', not",
 				       a->pos[0]);
-	int r = net_open(&nm, true);
+	int r = net_open(&nm, true, NULL);
 	if (r)
 		return r;
 	r = netmgr_create(&nm, &a->spec, &n, err, sizeof(err));
@@ -208,7 +211,8 @@ static int net_cmd_list(struct net_args *a)
 		return net_usage_error("list: unexpected argument", a->pos[0]);
 	struct netmgr_net *nets = calloc(NETMGR_MAX_NETS, sizeof(*nets));
 	struct netmgr_live *live = calloc(1, sizeof(*live));
-	int r = nets && live ? net_open(&nm, false) : net_fail("out of memory");
+	bool priv = false;
+	int r = nets && live ? net_open(&nm, false, &priv) : net_fail("out of memory");
 	if (r) {
 		free(nets);
 		free(live);
@@ -226,12 +230,13 @@ static int net_cmd_list(struct net_args *a)
 	else
 		net_print_header(stdout);
 	for (int i = 0; i < n; i++) {
-		netmgr_inspect(&nm, &nets[i], live);
+		if (priv)
+			netmgr_inspect(&nm, &nets[i], live);
 		if (a->json) {
 			fputs(i ? ",\n " : "\n ", stdout);
-			net_print_json(stdout, &nets[i], live);
+			net_print_json(stdout, &nets[i], priv ? live : NULL);
 		} else {
-			net_print_row(stdout, &nets[i], live);
+			net_print_row(stdout, &nets[i], priv ? live : NULL);
 		}
 	}
 	if (a->json)
@@ -252,7 +257,8 @@ static int net_cmd_info(struct net_args *a)
 	struct netmgr_live *live = calloc(1, sizeof(*live));
 	if (!live)
 		return net_fail("out of memory");
-	int r = net_open(&nm, false);
+	bool priv = false;
+	int r = net_open(&nm, false, &priv);
 	if (r) {
 		free(live);
 		return r;
@@ -260,11 +266,12 @@ static int net_cmd_info(struct net_args *a)
 	if (netmgr_get(&nm, a->pos[0], &n, err, sizeof(err))) {
 		r = net_fail(err);
 	} else {
-		netmgr_inspect(&nm, &n, live);
+		if (priv)
+			netmgr_inspect(&nm, &n, live);
 		if (a->json)
-			net_print_json(stdout, &n, live);
+			net_print_json(stdout, &n, priv ? live : NULL);
 		else
-			net_print_info(stdout, &n, live);
+			net_print_info(stdout, &n, priv ? live : NULL);
 	}
 	netmgr_close(&nm);
 	free(live);
@@ -277,7 +284,7 @@ static int net_cmd_delete(struct net_args *a)
 	char err[512];
 	if (a->npos != 1)
 		return net_usage_error("delete: expected one NAME", NULL);
-	int r = net_open(&nm, true);
+	int r = net_open(&nm, true, NULL);
 	if (r)
 		return r;
 	r = netmgr_delete(&nm, a->pos[0], a->force, err, sizeof(err));
@@ -299,7 +306,7 @@ static int net_cmd_port(struct net_args *a, bool attach)
 				       NULL);
 	if (attach && !a->has_mac)
 		return net_usage_error("attach: --mac MAC is required", NULL);
-	int r = net_open(&nm, true);
+	int r = net_open(&nm, true, NULL);
 	if (r)
 		return r;
 	r = netmgr_get(&nm, a->pos[0], &n, err, sizeof(err));

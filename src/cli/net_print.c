@@ -43,10 +43,11 @@ void net_print_info(FILE *f, const struct netmgr_net *n, const struct netmgr_liv
 {
 	char sub[24], ip[16], ip2[16], mac[18];
 	net_subnet(n, sub);
+	bool bad = live && !live->healthy;
 	fprintf(f, "name:      %s\nmode:      %s\nstatus:    %s%s%s%s\nbridge:    %s%s\n", n->name,
-		netmgr_mode_name(n->mode), net_status(n, live), live->healthy ? "" : " (",
-		live->healthy ? "" : live->why, live->healthy ? "" : ")", n->bridge,
-		live->bridge_present ? "" : " (missing)");
+		netmgr_mode_name(n->mode), net_status(n, live), bad ? " (" : "",
+		bad ? live->why : "", bad ? ")" : "", n->bridge,
+		live && !live->bridge_present ? " (missing)" : "");
 	if (n->uplink[0])
 		fprintf(f, "uplink:    %s\n", n->uplink);
 	if (n->sw[0])
@@ -60,11 +61,17 @@ void net_print_info(FILE *f, const struct netmgr_net *n, const struct netmgr_liv
 	if (n->dhcp) {
 		netmgr_ip_format(n->dhcp_lo, ip);
 		netmgr_ip_format(n->dhcp_hi, ip2);
-		fprintf(f, "dhcp:      %s - %s (dnsmasq ", ip, ip2);
-		if (live->dnsmasq_pid)
-			fprintf(f, "pid %d)\n", live->dnsmasq_pid);
+		fprintf(f, "dhcp:      %s - %s", ip, ip2);
+		if (!live)
+			fputc('\n', f);
+		else if (live->dnsmasq_pid)
+			fprintf(f, " (dnsmasq pid %d)\n", live->dnsmasq_pid);
 		else
-			fprintf(f, "not running)\n");
+			fprintf(f, " (dnsmasq not running)\n");
+	}
+	if (!live) {
+		fprintf(f, "(live state needs CAP_NET_ADMIN)\n");
+		return;
 	}
 	fprintf(f, "ports:     %u\n", live->nr_ports);
 	for (unsigned i = 0; i < live->nr_ports; i++) {

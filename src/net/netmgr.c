@@ -193,6 +193,22 @@ int netmgr_delete(struct netmgr *nm, const char *name, bool force, char *err, si
 	return 0;
 }
 
+/* After a repair: VM ports still listed (their TAPs exist) join the new bridge again. */
+static void nm_ports_rejoin(const struct netmgr_net *n)
+{
+	struct netmgr_port p[NETMGR_MAX_PORTS];
+	unsigned k = nm_ports_list(n->name, p, NETMGR_MAX_PORTS);
+	for (unsigned i = 0; i < k; i++) {
+		char master[IFNAMSIZ], msg[256];
+		if (!nm_link_exists(p[i].ifname))
+			continue;
+		nm_link_master(p[i].ifname, master);
+		if (!master[0] && nm_cmd(msg, sizeof(msg), NULL, "ip", "link", "set", "dev",
+					 p[i].ifname, "master", n->bridge, "up", NULL))
+			vwarn("net %s: port %s: %s", n->name, p[i].ifname, msg);
+	}
+}
+
 static bool nm_is_up(const struct netmgr *nm, const char *name, struct netmgr_net *n)
 {
 	return netmgr_name_valid(name) && nm_state_read(nm, name, n, NULL, 0) == 0 &&
@@ -318,6 +334,7 @@ int netmgr_gc(struct netmgr *nm, struct netmgr_gc_report *rep, char *err, size_t
 			if (!nm_healthy(nm, &n, why, sizeof(why))) {
 				if (nm_setup(nm, &n, msg, sizeof(msg)) == 0) {
 					vinfo("net %s: repaired (%s)", n.name, why);
+					nm_ports_rejoin(&n);
 					rep->repaired_nets++;
 				} else {
 					vwarn("net %s: degraded (%s): %s", n.name, why, msg);

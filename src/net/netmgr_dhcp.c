@@ -7,6 +7,7 @@
  */
 #include "net/netmgr_priv.h"
 #include "net/net.h"
+#include "common/log.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -55,6 +56,17 @@ int nm_dnsmasq_start(const struct netmgr *nm, const struct netmgr_net *n, char *
 			      NULL};
 	char msg[256];
 	int r = nm_run(argv, NULL, NULL, msg, sizeof(msg));
+	if (r > 0 && nat) {
+		/* Port 53 of the gateway address taken (a DNS server bound to the wildcard
+		 * address): DHCP still matters more than DNS. */
+		vwarn("net %s: dnsmasq with DNS failed (%s); running it for DHCP only", n->name,
+		      msg);
+		snprintf(a_port, sizeof(a_port), "--port=0");
+		r = nm_run(argv, NULL, NULL, msg, sizeof(msg));
+	}
+	if (r == -ENOENT)
+		return nm_errf(r, err, errlen,
+			       "dnsmasq not found (install dnsmasq or dnsmasq-base, or use --dhcp off)");
 	if (r < 0)
 		return nm_errf(r, err, errlen, "dnsmasq: %s", msg);
 	if (r > 0)

@@ -198,6 +198,7 @@ int nm_run(const char *const *argv, const char *input, char **out, char *errout,
 		nm_errf(r, errout, errlen, "%s: no answer in %d s", argv[0], NM_RUN_TIMEOUT_MS / 1000);
 	else if (r != 0 && errout && errlen) {
 		const char *e = se.buf ? se.buf : "";
+		e += strspn(e, "\n"); /* dnsmasq starts its messages with an empty line */
 		size_t n = strcspn(e, "\n");
 		snprintf(errout, errlen, "%.*s", (int)n, e);
 	}

@@ -10,6 +10,7 @@ conversion; progress output only with -p (or on a terminal).
 """
 import json
 import os
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -18,6 +19,28 @@ from imgtest import Env, MiB, same_file, write_pattern  # noqa: E402
 SIZE = 24 * MiB
 EXTENTS = [(0, 3 * 4096), (1 * MiB + 512, 70000), (5 * MiB, 2 * MiB + 4096),
            (SIZE - 4096, 4096)]
+
+
+def tty_progress(e, src, dst):
+    """Run convert with stderr on a pseudo-terminal; True when it showed progress."""
+    master, slave = os.openpty()
+    try:
+        p = subprocess.Popen([e.vireo_bin, "img", "convert", src, dst], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=slave)
+        os.close(slave)
+        out = b""
+        while True:
+            try:
+                d = os.read(master, 4096)
+            except OSError:  # EIO once the child has closed the terminal
+                break
+            if not d:
+                break
+            out += d
+        rc = p.wait(timeout=60)
+    finally:
+        os.close(master)
+    return rc == 0 and b"\r" in out and b"100.0%" in out
 
 
 def from_raw(e):
@@ -42,6 +65,7 @@ def from_raw(e):
     e.ok("convert -p -o cluster_size=4096", r)
     c.check(b"\r" in r.err and b"100.0%" in r.err and r.err.endswith(b"\n"),
             "-p shows progress ending at 100%", r.describe())
+    c.check(tty_progress(e, src, e.p("tty.raw")), "stderr on a terminal: progress shown")
     r = e.vireo("convert", "-q", "-p", src, e.p("q.raw"))
     c.check(r.rc == 0 and r.err == b"", "-q silences -p", r.describe())
     r = e.vireo("convert", "-S", "0", "-O", "raw", src, e.p("full.raw"))

@@ -19,7 +19,9 @@ connects (the same code path the VMM's network=NAME hook uses).
   routed     a nat guest and a host-only guest cannot reach each other through the host
   hostonly   host pings the guest, the guest pings the host; DHCP lease without a router
   nat        DHCP lease from dnsmasq in the range, ping through the masquerade to a
-             "server" namespace that has no route back to the private subnet
+             "server" namespace that has no route back to the private subnet; DNS is served
+  bridged    the uplink is a veth to another namespace: guest and that "machine" ping each
+             other (the guest is a peer on the segment); delete releases the uplink
   spoof      frames with a forged source MAC are dropped on an attached port (and pass on a
              port that was not attached, as a control)
   hook       --net network=NAME: the VMM attaches its TAP itself (skipped until wired)
@@ -29,6 +31,7 @@ Only namespace addresses are used. Exit status: 0 pass, 1 fail, 77 skip.
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -137,6 +140,9 @@ def sc_lifecycle(e):
            "unprivileged create refused: %s" % r.stderr.strip())
     r = sh(*unpriv, e.vmm, "net", "list", check=False, env=e.env)
     expect(r.returncode == 0 and "own" in r.stdout, "unprivileged list works")
+    r = sh(*unpriv, e.vmm, "net", "info", "own", check=False, env=e.env)
+    expect(r.returncode == 0 and "192.168.77.0/24" in r.stdout and "CAP_NET_ADMIN" in r.stdout,
+           "unprivileged info shows the recorded state")
     e.net("delete", "own")
     check_clean(e, "end")
 
@@ -160,7 +166,8 @@ def sc_crash(e):
     check_clean(e, "interrupted create")
 
     # SIGKILL at various points of a create: afterwards all or nothing, never a stray piece.
-    for delay in (0.0, 0.005, 0.01, 0.02, 0.04, 0.07, 0.1, 0.15, 0.25, 0.4):
+    for delay in (0.0, 0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.1, 0.15,
+                  0.3):
         p = subprocess.Popen([e.vmm, "net", "create", "lan", "--mode", "nat"], env=e.env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(delay)
@@ -191,21 +198,29 @@ def sc_crash(e):
     sh("nft", "delete", "table", "ip", "vireo-foreign")
     check_clean(e, "lost state file")
 
-    # Missing pieces of a live network are rebuilt; a stale pid file never kills a stranger.
+    # Missing pieces of a live network are rebuilt (VM ports join the new bridge); a stale
+    # pid file never kills a stranger.
     e.net("create", "lan", "--mode", "nat")
+    attach(e, "lan", "t2", M[2])
     old = e.info("lan")["dnsmasq_pid"]
     kill_pid(old)
     wait_for(lambda: old not in dnsmasq_pids(e.dir))
     with open(os.path.join(e.dir, "lan.pid"), "w") as f:
         f.write("%d\n" % os.getpid())
     sh("ip", "link", "del", "vr-lan")
-    sh("nft", "delete", "table", "bridge", "vireo-lan")
     rep = e.gc()
     expect(rep["repaired_networks"] == 1, "gc repaired lan: %s" % rep)
     lan = e.info("lan")
-    expect(lan["status"] == "up" and lan["bridge_present"] and lan["nft_bridge_table"] and
+    expect(lan["status"] == "up" and lan["bridge_present"] and "problem" not in lan and
            lan["dnsmasq_pid"] not in (0, old), "lan complete again (dnsmasq %d)" %
            lan["dnsmasq_pid"])
+    expect(os.readlink("/sys/class/net/t2/master").endswith("/vr-lan") and
+           lan["ports"] == [{"ifname": "t2", "mac": M[2]}], "VM port rejoined the bridge")
+    sh("nft", "delete", "table", "ip", "vireo-lan")
+    rep = e.gc()
+    expect(rep["repaired_networks"] == 1 and e.info("lan")["nft_ip_table"],
+           "lost NAT table rebuilt")
+    sh("ip", "link", "del", "t2")
 
     # A port whose interface vanished (its VMM died) is forgotten.
     e.tap("t1")
@@ -294,16 +309,43 @@ def sc_hostonly(e):
            "host-only lease in range, no router: %s" % lease)
 
 
+class Peer:
+    """A second namespace ("a machine on the outside") joined by a veth pair: our end
+    `local` (with local_addr, or none), its end `wan1` with addr; removed on exit."""
+
+    def __init__(self, local, local_addr, addr):
+        self.ns = "vireo-nms%d" % os.getppid()
+        self.local, self.local_addr, self.addr = local, local_addr, addr
+
+    def __enter__(self):
+        sh("ip", "netns", "add", self.ns)
+        sh("ip", "link", "add", self.local, "type", "veth", "peer", "name", "wan1", "netns",
+           self.ns)
+        if self.local_addr:
+            sh("ip", "addr", "add", self.local_addr, "dev", self.local)
+        sh("ip", "link", "set", self.local, "up")
+        sh("ip", "-n", self.ns, "addr", "add", self.addr, "dev", "wan1")
+        sh("ip", "-n", self.ns, "link", "set", "wan1", "up")
+        sh("ip", "-n", self.ns, "link", "set", "lo", "up")
+        return self
+
+    def ping(self, addr):
+        here = os.path.dirname(os.path.abspath(__file__))
+        r = subprocess.run(["ip", "netns", "exec", self.ns, sys.executable,
+                            os.path.join(here, "..", "net", "netping.py"), addr, "3", "10"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        print(r.stdout.strip(), flush=True)
+        return r.returncode == 0
+
+    def __exit__(self, *exc):
+        for pid in sh("ip", "netns", "pids", self.ns, check=False).stdout.split():
+            kill_pid(int(pid))
+        sh("ip", "netns", "del", self.ns, check=False)
+        return False
+
+
 def sc_nat(e):
-    srv = "vireo-nms%d" % os.getppid()
-    sh("ip", "netns", "add", srv)
-    try:
-        sh("ip", "link", "add", "wan0", "type", "veth", "peer", "name", "wan1", "netns", srv)
-        sh("ip", "addr", "add", "10.99.0.1/24", "dev", "wan0")
-        sh("ip", "link", "set", "wan0", "up")
-        sh("ip", "-n", srv, "addr", "add", "10.99.0.2/24", "dev", "wan1")
-        sh("ip", "-n", srv, "link", "set", "wan1", "up")
-        sh("ip", "-n", srv, "link", "set", "lo", "up")
+    with Peer("wan0", "10.99.0.1/24", "10.99.0.2/24"):
         e.net("create", "lan", "--mode", "nat")
         lan = e.info("lan")
         attach(e, "lan", "ta", M[1])
@@ -316,11 +358,26 @@ def sc_nat(e):
         expect(" router %s " % lan["host_address"] in lease, "router is the host side")
         leases = e.info("lan")["leases"]
         expect({"ip": got, "mac": M[1]} in leases, "dnsmasq lease file lists it: %s" % leases)
-    finally:
-        r = sh("ip", "netns", "pids", srv, check=False)
-        for pid in r.stdout.split():
-            kill_pid(int(pid))
-        sh("ip", "netns", "del", srv, check=False)
+        want = "%s:0035" % socket.inet_aton(lan["host_address"])[::-1].hex().upper()
+        with open("/proc/net/udp") as f:
+            udp = [l.split()[1] for l in f.readlines()[1:]]
+        expect(want in udp, "DNS served on %s:53" % lan["host_address"])
+
+
+def sc_bridged(e):
+    # The uplink is a veth whose far end is another machine on the "physical" segment.
+    with Peer("eth9", None, "10.60.0.1/24") as peer:
+        e.net("create", "phys", "--mode", "bridged", "--uplink", "eth9")
+        attach(e, "phys", "ta", M[1])
+        a = e.vm("ta", M[1], "ip=10.60.0.10 peer=10.60.0.1 wait=25 hold=10")
+        a.wait_ready()
+        expect(peer.ping("10.60.0.10"), "a machine on the uplink's segment pings the guest")
+        expect_vm(a, "bridged guest pings a machine on the uplink's segment")
+        a.kill()
+        e.net("delete", "phys", "--force")
+        expect(not os.path.exists("/sys/class/net/eth9/master"), "uplink released")
+        sh("ip", "link", "del", "ta")
+        check_clean(e, "bridged deleted")
 
 
 def sc_spoof(e):
@@ -381,8 +438,10 @@ def sc_hook(e):
 
 SCENARIOS = {"lifecycle": sc_lifecycle, "crash": sc_crash, "switch": sc_switch,
              "vlan": sc_vlan, "isolation": sc_isolation, "routed": sc_routed,
-             "hostonly": sc_hostonly, "nat": sc_nat, "spoof": sc_spoof, "hook": sc_hook}
-NEEDS_VM = {"switch", "vlan", "isolation", "routed", "hostonly", "nat", "spoof", "hook"}
+             "hostonly": sc_hostonly, "nat": sc_nat, "bridged": sc_bridged, "spoof": sc_spoof,
+             "hook": sc_hook}
+NEEDS_VM = {"switch", "vlan", "isolation", "routed", "hostonly", "nat", "bridged", "spoof",
+            "hook"}
 NEEDS_DNSMASQ = {"lifecycle", "crash", "hostonly", "nat"}
 
 
