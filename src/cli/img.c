@@ -68,6 +68,8 @@ int cli_img(int argc, char **argv)
 /* ---- messages ---- */
 
 static void img_vmsg(const char *cmd, const char *fmt, va_list ap, bool hint)
+	__attribute__((format(printf, 2, 0)));
+static void img_vmsg(const char *cmd, const char *fmt, va_list ap, bool hint)
 {
 	char msg[1024];
 
