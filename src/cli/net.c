@@ -18,25 +18,26 @@
 
 static void net_usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: vireo net COMMAND [OPTIONS]\n"
-		"\n"
-		"  create NAME --mode bridged|nat|host-only|isolated [--uplink IF] [--subnet CIDR]\n"
-		"              [--dhcp on|off] [--vlan ID [--switch NET]]\n"
-		"  list [--json]            networks and their state\n"
-		"  info NAME [--json]       one network, with its ports and DHCP leases\n"
-		"  delete NAME [--force]    remove it (--force: even with VM ports attached)\n"
-		"  attach NAME IFNAME --mac MAC   add an existing TAP as a VM port (filtered)\n"
-		"  detach NAME IFNAME       remove a port\n"
-		"  gc [--json]              only clean up (also done before every command)\n"
-		"\n"
-		"Modes: bridged (--uplink IF is enslaved; its IP address stays where it is),\n"
-		"nat (private subnet, masquerade, DHCP and DNS), host-only (host and VMs only),\n"
-		"isolated (a switch without host address; --vlan ID puts the network's ports in\n"
-		"that VLAN, --switch NET shares the bridge of the isolated network NET).\n"
-		"NAME: 1-%d of a-z 0-9 '-'. VMs join with --net network=NAME.\n"
-		"State: $VIREO_NET_DIR or %s. Needs CAP_NET_ADMIN.\n",
-		NETMGR_NAME_MAX, NETMGR_DEFAULT_DIR);
+	fprintf(
+	    f,
+	    "Usage: vireo net COMMAND [OPTIONS]\n"
+	    "\n"
+	    "  create NAME --mode bridged|nat|host-only|isolated [--uplink IF] [--subnet CIDR]\n"
+	    "              [--dhcp on|off] [--vlan ID [--switch NET]]\n"
+	    "  list [--json]            networks and their state\n"
+	    "  info NAME [--json]       one network, with its ports and DHCP leases\n"
+	    "  delete NAME [--force]    remove it (--force: even with VM ports attached)\n"
+	    "  attach NAME IFNAME --mac MAC   add an existing TAP as a VM port (filtered)\n"
+	    "  detach NAME IFNAME       remove a port\n"
+	    "  gc [--json]              only clean up (also done before every command)\n"
+	    "\n"
+	    "Modes: bridged (--uplink IF is enslaved; its IP address stays where it is),\n"
+	    "nat (private subnet, masquerade, DHCP and DNS), host-only (host and VMs only),\n"
+	    "isolated (a switch without host address; --vlan ID puts the network's ports in\n"
+	    "that VLAN, --switch NET shares the bridge of the isolated network NET).\n"
+	    "NAME: 1-%d of a-z 0-9 '-'. VMs join with --net network=NAME.\n"
+	    "State: $VIREO_NET_DIR or %s. Needs CAP_NET_ADMIN.\n",
+	    NETMGR_NAME_MAX, NETMGR_DEFAULT_DIR);
 }
 
 static int net_usage_error(const char *msg, const char *arg)
@@ -52,22 +53,32 @@ static int net_fail(const char *err)
 	return CLI_EXIT_ERROR;
 }
 
-enum { OPT_MODE = 256, OPT_UPLINK, OPT_SUBNET, OPT_DHCP, OPT_VLAN, OPT_SWITCH, OPT_JSON,
-       OPT_FORCE, OPT_MAC, OPT_HELP };
+enum {
+	OPT_MODE = 256,
+	OPT_UPLINK,
+	OPT_SUBNET,
+	OPT_DHCP,
+	OPT_VLAN,
+	OPT_SWITCH,
+	OPT_JSON,
+	OPT_FORCE,
+	OPT_MAC,
+	OPT_HELP
+};
 
 static const struct option net_opts[] = {
-	{"mode", required_argument, NULL, OPT_MODE},
-	{"uplink", required_argument, NULL, OPT_UPLINK},
-	{"subnet", required_argument, NULL, OPT_SUBNET},
-	{"dhcp", required_argument, NULL, OPT_DHCP},
-	{"vlan", required_argument, NULL, OPT_VLAN},
-	{"switch", required_argument, NULL, OPT_SWITCH},
-	{"json", no_argument, NULL, OPT_JSON},
-	{"force", no_argument, NULL, OPT_FORCE},
-	{"mac", required_argument, NULL, OPT_MAC},
-	{"verbose", no_argument, NULL, 'v'},
-	{"help", no_argument, NULL, OPT_HELP},
-	{NULL, 0, NULL, 0},
+    {"mode", required_argument, NULL, OPT_MODE},
+    {"uplink", required_argument, NULL, OPT_UPLINK},
+    {"subnet", required_argument, NULL, OPT_SUBNET},
+    {"dhcp", required_argument, NULL, OPT_DHCP},
+    {"vlan", required_argument, NULL, OPT_VLAN},
+    {"switch", required_argument, NULL, OPT_SWITCH},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"force", no_argument, NULL, OPT_FORCE},
+    {"mac", required_argument, NULL, OPT_MAC},
+    {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, OPT_HELP},
+    {NULL, 0, NULL, 0},
 };
 
 struct net_args {
@@ -92,8 +103,10 @@ static int net_parse(int argc, char **argv, struct net_args *a)
 		switch (c) {
 		case OPT_MODE:
 			if (netmgr_mode_parse(optarg, &a->spec.mode))
-				return net_usage_error("--mode: bridged, nat, host-only or isolated, "
-						       "not", optarg);
+				return net_usage_error(
+				    "--mode: bridged, nat, host-only or isolated, "
+				    "not",
+				    optarg);
 			break;
 		case OPT_UPLINK:
 			if (!net_ifname_valid(optarg))
@@ -103,7 +116,8 @@ static int net_parse(int argc, char **argv, struct net_args *a)
 		case OPT_SUBNET:
 			if (netmgr_cidr_parse(optarg, &a->spec.net, &a->spec.prefix))
 				return net_usage_error("--subnet: expected A.B.C.D/N with the host "
-						       "bits zero, not", optarg);
+						       "bits zero, not",
+						       optarg);
 			a->spec.has_subnet = true;
 			break;
 		case OPT_DHCP:
@@ -132,8 +146,10 @@ static int net_parse(int argc, char **argv, struct net_args *a)
 			break;
 		case OPT_MAC:
 			if (net_mac_parse(optarg, a->mac) || !net_mac_valid(a->mac))
-				return net_usage_error("--mac: expected a unicast aa:bb:cc:dd:ee:ff, "
-						       "not", optarg);
+				return net_usage_error(
+				    "--mac: expected a unicast aa:bb:cc:dd:ee:ff, "
+				    "not",
+				    optarg);
 			a->has_mac = true;
 			break;
 		case 'v':
@@ -198,8 +214,7 @@ static int net_cmd_create(struct net_args *a)
 		net_print_json(stdout, &n, NULL);
 		return 0;
 	}
-	printf("created %s network '%s' (bridge %s)\n", netmgr_mode_name(n.mode), n.name,
-	       n.bridge);
+	printf("created %s network '%s' (bridge %s)\n", netmgr_mode_name(n.mode), n.name, n.bridge);
 	return 0;
 }
 
@@ -301,9 +316,8 @@ static int net_cmd_port(struct net_args *a, bool attach)
 	struct netmgr_net n;
 	char err[512];
 	if (a->npos != 2)
-		return net_usage_error(attach ? "attach: expected NAME IFNAME"
-					      : "detach: expected NAME IFNAME",
-				       NULL);
+		return net_usage_error(
+		    attach ? "attach: expected NAME IFNAME" : "detach: expected NAME IFNAME", NULL);
 	if (attach && !a->has_mac)
 		return net_usage_error("attach: --mac MAC is required", NULL);
 	int r = net_open(&nm, true, NULL);

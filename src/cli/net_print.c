@@ -164,12 +164,13 @@ void net_print_json(FILE *f, const struct netmgr_net *n, const struct netmgr_liv
 void net_print_gc(FILE *f, const struct netmgr_gc_report *r, bool json)
 {
 	if (json) {
-		fprintf(f,
-			"{\"removed_networks\": %u, \"repaired_networks\": %u, "
-			"\"degraded_networks\": %u, \"removed_bridges\": %u, \"removed_tables\": %u, "
-			"\"killed_dnsmasq\": %u, \"removed_files\": %u, \"removed_ports\": %u}\n",
-			r->removed_nets, r->repaired_nets, r->degraded_nets, r->removed_bridges,
-			r->removed_tables, r->killed_dnsmasq, r->removed_files, r->removed_ports);
+		fprintf(
+		    f,
+		    "{\"removed_networks\": %u, \"repaired_networks\": %u, "
+		    "\"degraded_networks\": %u, \"removed_bridges\": %u, \"removed_tables\": %u, "
+		    "\"killed_dnsmasq\": %u, \"removed_files\": %u, \"removed_ports\": %u}\n",
+		    r->removed_nets, r->repaired_nets, r->degraded_nets, r->removed_bridges,
+		    r->removed_tables, r->killed_dnsmasq, r->removed_files, r->removed_ports);
 		return;
 	}
 	fprintf(f,

@@ -4,6 +4,7 @@
 #include "boot/mptable.h"
 #include "common/log.h"
 #include "memory/layout.h"
+#include "net/netmgr.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -36,8 +37,14 @@ int machine_persist_init(struct machine *m, char *err, size_t errlen)
 	/* On the main thread: passt's parent-death signal is tied to the forking thread. */
 	for (unsigned i = 0; i < m->cfg.nr_nics; i++) {
 		const struct net_config *nc = &m->cfg.nics[i];
+		struct net_config bc = *nc;
 		char e[256];
-		int r = net_backend_open(&m->persist.net_be[i], nc, e, sizeof(e));
+		int r = 0;
+		/* network=NAME: a managed network (`vireo net`) names its bridge. */
+		if (nc->mode == NET_MODE_BRIDGE)
+			r = netmgr_resolve(nc->name, bc.name, e, sizeof(e));
+		if (!r)
+			r = net_backend_open(&m->persist.net_be[i], &bc, e, sizeof(e));
 		if (r) {
 			snprintf(err, errlen, "--net #%u: %s", i + 1, e);
 			return r;
@@ -49,14 +56,26 @@ int machine_persist_init(struct machine *m, char *err, size_t errlen)
 			memcpy(m->persist.net_mac[i], nc->mac, 6);
 		else
 			net_mac_default(m->persist.net_mac[i], m->cfg.api_sock ? m->cfg.api_sock : id, i);
+		/* Its port: VLAN group and MAC filter (no-op for an unmanaged bridge). */
+		if (nc->mode == NET_MODE_BRIDGE) {
+			r = netmgr_attach_port(nc->name, m->persist.net_be[i]->ifname,
+					       m->persist.net_mac[i], e, sizeof(e));
+			if (r) {
+				snprintf(err, errlen, "--net #%u: %s", i + 1, e);
+				return r;
+			}
+		}
 	}
 	return 0;
 }
 
 void machine_persist_fini(struct machine *m)
 {
-	for (unsigned i = 0; i < VM_MAX_NICS; i++)
+	for (unsigned i = 0; i < VM_MAX_NICS; i++) {
+		if (m->persist.net_be[i] && m->cfg.nics[i].mode == NET_MODE_BRIDGE)
+			netmgr_detach_port(m->cfg.nics[i].name, m->persist.net_be[i]->ifname);
 		net_backend_close(m->persist.net_be[i]);
+	}
 	for (unsigned i = 0; i < VM_MAX_DISKS; i++)
 		if (m->persist.disk[i])
 			blk_close(m->persist.disk[i]);

@@ -28,9 +28,12 @@ static int nm_spec_check(const struct netmgr_spec *s, char *err, size_t errlen)
 		return nm_errf(-EINVAL, err, errlen, "--uplink is only for bridged networks");
 	if (s->mode == NETMGR_BRIDGED && !s->uplink[0])
 		return nm_errf(-EINVAL, err, errlen, "a bridged network needs --uplink IF");
+	if (strpbrk(s->uplink, "/: \t\"'\\"))
+		return nm_errf(-EINVAL, err, errlen, "--uplink '%s': not an interface name",
+			       s->uplink);
 	if (s->has_subnet && s->mode != NETMGR_NAT && s->mode != NETMGR_HOSTONLY)
-		return nm_errf(-EINVAL, err, errlen, "--subnet is only for nat and host-only, not %s",
-			       mode);
+		return nm_errf(-EINVAL, err, errlen,
+			       "--subnet is only for nat and host-only, not %s", mode);
 	if (s->has_subnet && (s->prefix < 8 || s->prefix > 30))
 		return nm_errf(-EINVAL, err, errlen, "--subnet: prefix length must be 8..30");
 	if (s->dhcp == 1 && s->mode != NETMGR_NAT && s->mode != NETMGR_HOSTONLY)
@@ -97,7 +100,19 @@ int netmgr_create(struct netmgr *nm, const struct netmgr_spec *spec, struct netm
 	} else {
 		snprintf(n.bridge, sizeof(n.bridge), NM_BRIDGE_PREFIX "%s", spec->name);
 		if (nm_link_exists(n.bridge))
-			return nm_errf(-EEXIST, err, errlen, "interface %s already exists", n.bridge);
+			return nm_errf(-EEXIST, err, errlen, "interface %s already exists",
+				       n.bridge);
+	}
+	static const char *const fams[] = {"ip", "bridge"};
+	for (unsigned i = 0; i < ARRAY_SIZE(fams); i++) {
+		char tbl[32], tag[64];
+		snprintf(tbl, sizeof(tbl), NM_TABLE_PREFIX "%s", n.name);
+		if (!nm_table_exists(fams[i], tbl))
+			continue;
+		nm_table_tag(fams[i], tbl, tag, sizeof(tag));
+		if (strcmp(tag, nm->tag))
+			return nm_errf(-EEXIST, err, errlen,
+				       "nft table %s %s exists and is not ours", fams[i], tbl);
 	}
 	if (n.mode == NETMGR_BRIDGED) {
 		char master[IFNAMSIZ];
@@ -157,6 +172,8 @@ int netmgr_delete(struct netmgr *nm, const char *name, bool force, char *err, si
 {
 	struct netmgr_net n;
 	char msg[256];
+	if (!netmgr_name_valid(name))
+		return nm_errf(-EINVAL, err, errlen, "'%s': not a valid network name", name);
 	int r = nm_state_read(nm, name, &n, msg, sizeof(msg));
 	if (r == -ENOENT || r == -EINVAL) {
 		if (r == -ENOENT)
@@ -173,14 +190,14 @@ int netmgr_delete(struct netmgr *nm, const char *name, bool force, char *err, si
 		struct netmgr_net o;
 		if (!nm_state_read(nm, names[i], &o, NULL, 0) && !strcmp(o.sw, name))
 			return nm_errf(-EBUSY, err, errlen,
-				       "network '%s' is the switch of '%s': delete that first", name,
-				       o.name);
+				       "network '%s' is the switch of '%s': delete that first",
+				       name, o.name);
 	}
 	unsigned used = nm_in_use(&n);
 	if (used && !force)
 		return nm_errf(-EBUSY, err, errlen,
-			       "network '%s' has %u port(s) in use (stop the VMs, or --force)", name,
-			       used);
+			       "network '%s' has %u port(s) in use (stop the VMs, or --force)",
+			       name, used);
 	struct netmgr_port p[NETMGR_MAX_PORTS];
 	k = (int)nm_ports_list(n.name, p, NETMGR_MAX_PORTS);
 	for (int i = 0; i < k; i++)
@@ -188,8 +205,8 @@ int netmgr_delete(struct netmgr *nm, const char *name, bool force, char *err, si
 	nm_teardown(nm, name, &n, n.status == NETMGR_CREATING);
 	r = nm_state_remove(nm, name);
 	if (r)
-		return nm_errf(r, err, errlen, "network '%s': cannot remove its state file: %s", name,
-			       strerror(-r));
+		return nm_errf(r, err, errlen, "network '%s': cannot remove its state file: %s",
+			       name, strerror(-r));
 	return 0;
 }
 
@@ -279,7 +296,8 @@ static unsigned nm_gc_files(struct netmgr *nm)
 			size_t sl = strlen(sfx[i]);
 			char name[NETMGR_NAME_MAX + 1], path[4200];
 			struct netmgr_net n;
-			if (len <= sl || len - sl > NETMGR_NAME_MAX || strcmp(e->d_name + len - sl, sfx[i]))
+			if (len <= sl || len - sl > NETMGR_NAME_MAX ||
+			    strcmp(e->d_name + len - sl, sfx[i]))
 				continue;
 			memcpy(name, e->d_name, len - sl);
 			name[len - sl] = 0;
@@ -356,7 +374,8 @@ void netmgr_inspect(const struct netmgr *nm, const struct netmgr_net *n, struct 
 	memset(live, 0, sizeof(*live));
 	live->healthy = n->status == NETMGR_UP && nm_healthy(nm, n, live->why, sizeof(live->why));
 	if (n->status != NETMGR_UP)
-		nm_copy(live->why, sizeof(live->why), "being created (or the create was interrupted)");
+		nm_copy(live->why, sizeof(live->why),
+			"being created (or the create was interrupted)");
 	snprintf(tbl, sizeof(tbl), NM_TABLE_PREFIX "%s", n->name);
 	live->bridge_present = nm_link_is_bridge(n->bridge);
 	live->ip_table = nm_table_exists("ip", tbl);

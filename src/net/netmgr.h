@@ -63,13 +63,13 @@ enum netmgr_status { NETMGR_CREATING = 1, NETMGR_UP };
 struct netmgr_spec {
 	char name[NETMGR_NAME_MAX + 1];
 	enum netmgr_mode mode;
-	char uplink[IFNAMSIZ];		/* bridged: required */
-	char sw[NETMGR_NAME_MAX + 1];	/* isolated: share this isolated network's bridge */
+	char uplink[IFNAMSIZ];	      /* bridged: required */
+	char sw[NETMGR_NAME_MAX + 1]; /* isolated: share this isolated network's bridge */
 	bool has_subnet;
-	uint32_t net;			/* host byte order */
+	uint32_t net; /* host byte order */
 	unsigned prefix;
-	int dhcp;			/* -1 default (on for nat and host-only), 0 off, 1 on */
-	unsigned vlan;			/* 0 none, else 2..4094 (isolated only) */
+	int dhcp;      /* -1 default (on for nat and host-only), 0 off, 1 on */
+	unsigned vlan; /* 0 none, else 2..4094 (isolated only) */
 };
 
 /* A network as recorded in its state file. */
@@ -80,8 +80,8 @@ struct netmgr_net {
 	char bridge[IFNAMSIZ];
 	char uplink[IFNAMSIZ];
 	char sw[NETMGR_NAME_MAX + 1];
-	uint32_t net, gw;		/* nat / host-only; host byte order */
-	unsigned prefix;		/* 0: no IP subnet */
+	uint32_t net, gw; /* nat / host-only; host byte order */
+	unsigned prefix;  /* 0: no IP subnet */
 	bool dhcp;
 	uint32_t dhcp_lo, dhcp_hi;
 	unsigned vlan;
@@ -98,8 +98,8 @@ struct netmgr_lease {
 	uint32_t ip;
 };
 struct netmgr_live {
-	bool healthy;	  /* every piece present (an "up" network) */
-	char why[160];	  /* else the first missing piece */
+	bool healthy;  /* every piece present (an "up" network) */
+	char why[160]; /* else the first missing piece */
 	bool bridge_present;
 	bool ip_table, bridge_table; /* nft tables present */
 	int dnsmasq_pid;	     /* 0: not running */
@@ -135,8 +135,7 @@ int netmgr_create(struct netmgr *nm, const struct netmgr_spec *spec, struct netm
 		  char *err, size_t errlen) WUR;
 /* Refuses (-EBUSY) while VM ports are attached or other networks use it as switch, unless
  * force. */
-int netmgr_delete(struct netmgr *nm, const char *name, bool force, char *err,
-		  size_t errlen) WUR;
+int netmgr_delete(struct netmgr *nm, const char *name, bool force, char *err, size_t errlen) WUR;
 int netmgr_get(const struct netmgr *nm, const char *name, struct netmgr_net *out, char *err,
 	       size_t errlen) WUR;
 /* All networks sorted by name into out[0..max); returns the count or -errno. */
@@ -156,8 +155,8 @@ void netmgr_port_detach(struct netmgr *nm, const char *net_or_bridge, const char
 /* Bridge to attach to: the managed network's bridge, else `network` itself. */
 int netmgr_resolve(const char *network, char bridge[IFNAMSIZ], char *err, size_t errlen) WUR;
 /* Called right after the TAP joined the bridge. */
-int netmgr_attach_port(const char *network, const char *ifname, const uint8_t mac[6],
-		       char *err, size_t errlen) WUR;
+int netmgr_attach_port(const char *network, const char *ifname, const uint8_t mac[6], char *err,
+		       size_t errlen) WUR;
 /* Called before the TAP is closed. Best effort. */
 void netmgr_detach_port(const char *network, const char *ifname);
 

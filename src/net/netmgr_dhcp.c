@@ -65,8 +65,9 @@ int nm_dnsmasq_start(const struct netmgr *nm, const struct netmgr_net *n, char *
 		r = nm_run(argv, NULL, NULL, msg, sizeof(msg));
 	}
 	if (r == -ENOENT)
-		return nm_errf(r, err, errlen,
-			       "dnsmasq not found (install dnsmasq or dnsmasq-base, or use --dhcp off)");
+		return nm_errf(
+		    r, err, errlen,
+		    "dnsmasq not found (install dnsmasq or dnsmasq-base, or use --dhcp off)");
 	if (r < 0)
 		return nm_errf(r, err, errlen, "dnsmasq: %s", msg);
 	if (r > 0)

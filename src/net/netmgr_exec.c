@@ -195,7 +195,8 @@ int nm_run(const char *const *argv, const char *input, char **out, char *errout,
 	opipe[1] = epipe[1] = -1;
 	r = nm_collect(pid, opipe[0], epipe[0], &so, &se);
 	if (r == -ETIMEDOUT)
-		nm_errf(r, errout, errlen, "%s: no answer in %d s", argv[0], NM_RUN_TIMEOUT_MS / 1000);
+		nm_errf(r, errout, errlen, "%s: no answer in %d s", argv[0],
+			NM_RUN_TIMEOUT_MS / 1000);
 	else if (r != 0 && errout && errlen) {
 		const char *e = se.buf ? se.buf : "";
 		e += strspn(e, "\n"); /* dnsmasq starts its messages with an empty line */

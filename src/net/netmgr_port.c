@@ -58,8 +58,8 @@ static int nm_port_network(const struct netmgr *nm, const char *what, struct net
 	return r ? r : 1;
 }
 
-static int nm_port_filter(const struct netmgr *nm, const struct netmgr_net *n,
-			  const char *ifname, const uint8_t mac[6], char *err, size_t errlen)
+static int nm_port_filter(const struct netmgr *nm, const struct netmgr_net *n, const char *ifname,
+			  const uint8_t mac[6], char *err, size_t errlen)
 {
 	char m[18], tbl[32], script[1024];
 	snprintf(tbl, sizeof(tbl), NM_TABLE_PREFIX "%s", n->name);
@@ -91,9 +91,10 @@ int netmgr_port_attach(struct netmgr *nm, const char *net_or_bridge, const char 
 	if (n.status != NETMGR_UP)
 		return nm_errf(-EAGAIN, err, errlen, "network '%s' is still being created", n.name);
 	if (!nm_port_name_ok(ifname))
-		return nm_errf(-EINVAL, err, errlen,
-			       "network '%s': port name '%s' must be letters, digits, '_', '-', '.'",
-			       n.name, ifname);
+		return nm_errf(
+		    -EINVAL, err, errlen,
+		    "network '%s': port name '%s' must be letters, digits, '_', '-', '.'", n.name,
+		    ifname);
 	if (!net_mac_valid(mac))
 		return nm_errf(-EINVAL, err, errlen, "network '%s': port %s: bad MAC", n.name,
 			       ifname);
@@ -101,8 +102,10 @@ int netmgr_port_attach(struct netmgr *nm, const char *net_or_bridge, const char 
 		return nm_errf(-ENODEV, err, errlen, "network '%s': no interface '%s'", n.name,
 			       ifname);
 	if (!nm_link_is_bridge(n.bridge))
-		return nm_errf(-ENODEV, err, errlen, "network '%s': bridge %s is missing (run "
-			       "'vireo net list' to repair)", n.name, n.bridge);
+		return nm_errf(-ENODEV, err, errlen,
+			       "network '%s': bridge %s is missing (run "
+			       "'vireo net list' to repair)",
+			       n.name, n.bridge);
 	if (n.mode == NETMGR_BRIDGED && !strcmp(ifname, n.uplink))
 		return nm_errf(-EINVAL, err, errlen, "network '%s': %s is the uplink", n.name,
 			       ifname);

@@ -31,8 +31,7 @@ static inline void nm_copy(char *dst, size_t n, const char *src)
 int nm_errf(int r, char *err, size_t errlen, const char *fmt, ...) PRINTF_FMT(4, 5);
 
 /* netmgr_exec.c */
-int nm_run(const char *const *argv, const char *input, char **out, char *errout,
-	   size_t errlen) WUR;
+int nm_run(const char *const *argv, const char *input, char **out, char *errout, size_t errlen) WUR;
 int nm_cmd(char *err, size_t errlen, const char *input, const char *prog, ...)
     __attribute__((sentinel)) WUR;
 /* Same as nm_cmd with stdout returned in *out (caller frees). */
@@ -51,8 +50,7 @@ int nm_read_file(const char *path, char *buf, size_t len) WUR;
 int nm_write_file(const char *path, const char *text) WUR;
 
 /* netmgr_state.c */
-void nm_path(const struct netmgr *nm, const char *name, const char *suffix, char *buf,
-	     size_t len);
+void nm_path(const struct netmgr *nm, const char *name, const char *suffix, char *buf, size_t len);
 int nm_state_read(const struct netmgr *nm, const char *name, struct netmgr_net *n, char *err,
 		  size_t errlen) WUR;
 int nm_state_write(const struct netmgr *nm, const struct netmgr_net *n, char *err,

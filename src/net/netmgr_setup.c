@@ -148,7 +148,8 @@ static int nm_bridge_setup(const struct netmgr *nm, const struct netmgr_net *n, 
 		if (r)
 			return r;
 	} else if (!nm_link_is_bridge(br)) {
-		return nm_errf(-EEXIST, err, errlen, "interface '%s' exists and is not a bridge", br);
+		return nm_errf(-EEXIST, err, errlen, "interface '%s' exists and is not a bridge",
+			       br);
 	}
 	r = nm_cmd(err, errlen, NULL, "ip", "link", "set", "dev", br, "alias", nm->tag, NULL);
 	if (r)
@@ -239,7 +240,8 @@ void nm_teardown(struct netmgr *nm, const char *name, const struct netmgr_net *n
 		nm_table_tag(families[i], tbl, tag, sizeof(tag));
 		if (strcmp(tag, nm->tag) && !(own && nm_table_exists(families[i], tbl)))
 			continue;
-		if (nm_cmd(msg, sizeof(msg), NULL, "nft", "delete", "table", families[i], tbl, NULL))
+		if (nm_cmd(msg, sizeof(msg), NULL, "nft", "delete", "table", families[i], tbl,
+			   NULL))
 			vwarn("net %s: %s", name, msg);
 	}
 	snprintf(br, sizeof(br), NM_BRIDGE_PREFIX "%s", name);
@@ -292,7 +294,7 @@ struct nm_prefix {
 /* Every IPv4 prefix in use: routes of all tables, interface addresses, other networks. */
 static unsigned nm_prefixes_in_use(const struct netmgr *nm, struct nm_prefix *p, unsigned max)
 {
-	static const char *const types[] = {"local",	   "broadcast", "unicast", "multicast",
+	static const char *const types[] = {"local",	   "broadcast", "unicast",   "multicast",
 					    "unreachable", "prohibit",	"blackhole", "throw",
 					    "nat",	   "anycast"};
 	unsigned n = 0;

@@ -127,8 +127,9 @@ int netmgr_check_caps(char *err, size_t errlen)
 	memset(d, 0, sizeof(d));
 	if (syscall(SYS_capget, &h, d) == 0 && (d[0].effective & (1u << CAP_NET_ADMIN)))
 		return 0;
-	return nm_errf(-EPERM, err, errlen,
-		       "managing networks needs CAP_NET_ADMIN (run as root or with that capability)");
+	return nm_errf(
+	    -EPERM, err, errlen,
+	    "managing networks needs CAP_NET_ADMIN (run as root or with that capability)");
 }
 
 /* ---- directory ------------------------------------------------------------------------ */
@@ -160,11 +161,13 @@ int netmgr_open(struct netmgr *nm, const char *dir, bool create, char *err, size
 	if (!dir || !*dir)
 		dir = NETMGR_DEFAULT_DIR;
 	if (strlen(dir) >= sizeof(nm->dir) - 64)
-		return nm_errf(-ENAMETOOLONG, err, errlen, "state directory '%s': path too long", dir);
+		return nm_errf(-ENAMETOOLONG, err, errlen, "state directory '%s': path too long",
+			       dir);
 	if (create) {
 		int r = nm_mkdir_p(dir);
 		if (r)
-			return nm_errf(r, err, errlen, "state directory '%s': %s", dir, strerror(-r));
+			return nm_errf(r, err, errlen, "state directory '%s': %s", dir,
+				       strerror(-r));
 	}
 	if (realpath(dir, real))
 		snprintf(nm->dir, sizeof(nm->dir), "%s", real);
@@ -226,15 +229,15 @@ int netmgr_state_format(const struct netmgr_net *n, char *buf, size_t len)
 	netmgr_ip_format(n->gw, gw);
 	netmgr_ip_format(n->dhcp_lo, lo);
 	netmgr_ip_format(n->dhcp_hi, hi);
-	int w = snprintf(buf, len,
-			 "# vireo network: managed by 'vireo net', do not edit\n"
-			 "version=1\nname=%s\nmode=%s\nstatus=%s\nbridge=%s\nuplink=%s\n"
-			 "switch=%s\nsubnet=%s\ngateway=%s\ndhcp=%s\ndhcp-range=%s-%s\n"
-			 "vlan=%u\n",
-			 n->name, netmgr_mode_name(n->mode),
-			 n->status == NETMGR_UP ? "up" : "creating", n->bridge, n->uplink, n->sw,
-			 subnet, n->prefix ? gw : "",
-			 n->dhcp ? "on" : "off", n->dhcp ? lo : "", n->dhcp ? hi : "", n->vlan);
+	int w =
+	    snprintf(buf, len,
+		     "# vireo network: managed by 'vireo net', do not edit\n"
+		     "version=1\nname=%s\nmode=%s\nstatus=%s\nbridge=%s\nuplink=%s\n"
+		     "switch=%s\nsubnet=%s\ngateway=%s\ndhcp=%s\ndhcp-range=%s-%s\n"
+		     "vlan=%u\n",
+		     n->name, netmgr_mode_name(n->mode), n->status == NETMGR_UP ? "up" : "creating",
+		     n->bridge, n->uplink, n->sw, subnet, n->prefix ? gw : "",
+		     n->dhcp ? "on" : "off", n->dhcp ? lo : "", n->dhcp ? hi : "", n->vlan);
 	return w < 0 || (size_t)w >= len ? -ENOSPC : 0;
 }
 
@@ -248,7 +251,8 @@ static int nm_kv(struct netmgr_net *n, const char *k, const char *v, size_t vlen
 	if (!strcmp(k, "version"))
 		return strcmp(val, "1") ? -EINVAL : 0;
 	if (!strcmp(k, "name"))
-		return netmgr_name_valid(val) ? (nm_copy(n->name, sizeof(n->name), val), 0) : -EINVAL;
+		return netmgr_name_valid(val) ? (nm_copy(n->name, sizeof(n->name), val), 0)
+					      : -EINVAL;
 	if (!strcmp(k, "mode"))
 		return netmgr_mode_parse(val, &n->mode);
 	if (!strcmp(k, "status")) {
@@ -258,8 +262,12 @@ static int nm_kv(struct netmgr_net *n, const char *k, const char *v, size_t vlen
 		return 0;
 	}
 	if (!strcmp(k, "bridge") || !strcmp(k, "uplink")) {
-		char *dst = k[0] == 'b' ? n->bridge : n->uplink;
-		if (vlen >= IFNAMSIZ || strchr(val, '/'))
+		char *dst = k[0] == 'b' ? n->bridge : n->uplink, owner[NETMGR_NAME_MAX + 1];
+		if (vlen >= IFNAMSIZ || strpbrk(val, "/: \t\"'\\"))
+			return -EINVAL;
+		/* Bridges are always ours (they end up in nft scripts): vr-NAME. */
+		nm_name_from_bridge(val, owner);
+		if (k[0] == 'b' && !owner[0])
 			return -EINVAL;
 		nm_copy(dst, IFNAMSIZ, val);
 		return 0;
@@ -308,13 +316,13 @@ int netmgr_state_parse(const char *text, struct netmgr_net *n, char *err, size_t
 			char key[32];
 			size_t klen = eq ? (size_t)(eq - line) : len;
 			if (!eq || klen >= sizeof(key))
-				return nm_errf(-EINVAL, err, errlen, "malformed line '%.*s'", (int)len,
-					       line);
+				return nm_errf(-EINVAL, err, errlen, "malformed line '%.*s'",
+					       (int)len, line);
 			memcpy(key, line, klen);
 			key[klen] = 0;
 			if (nm_kv(n, key, eq + 1, len - klen - 1))
-				return nm_errf(-EINVAL, err, errlen, "bad value in '%.*s'", (int)len,
-					       line);
+				return nm_errf(-EINVAL, err, errlen, "bad value in '%.*s'",
+					       (int)len, line);
 		}
 		line += len + (line[len] == '\n');
 	}

@@ -124,7 +124,7 @@ static void test_state_rejects(void **state)
 	(void)state;
 	static const char *const bad[] = {
 	    "",
-	    "name=lan\nmode=nat\nstatus=up\n",		      /* no bridge */
+	    "name=lan\nmode=nat\nstatus=up\n",		       /* no bridge */
 	    "name=lan\nmode=wifi\nstatus=up\nbridge=vr-lan\n", /* unknown mode */
 	    "name=Lan\nmode=nat\nstatus=up\nbridge=vr-lan\n",
 	    "name=lan\nmode=nat\nstatus=maybe\nbridge=vr-lan\n",
@@ -136,6 +136,9 @@ static void test_state_rejects(void **state)
 	    "name=lan\nmode=nat\nstatus=up\nbridge=vr-lan\nversion=2\n",
 	    "name=lan\nmode=nat\nstatus=up\nbridge=vr-lan\njunk\n",
 	    "name=lan\nmode=nat\nstatus=up\nbridge=../etc\n",
+	    "name=lan\nmode=nat\nstatus=up\nbridge=br0\n",     /* not one of ours */
+	    "name=lan\nmode=nat\nstatus=up\nbridge=vr-a\"b\n", /* nft syntax */
+	    "name=lan\nmode=nat\nstatus=up\nbridge=vr-lan\nuplink=e 0\n",
 	};
 	struct netmgr_net n;
 	char err[160];
@@ -218,8 +221,8 @@ static void test_state_dir(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_names),	    cmocka_unit_test(test_modes),
-	    cmocka_unit_test(test_cidr),	    cmocka_unit_test(test_state_roundtrip),
+	    cmocka_unit_test(test_names),	  cmocka_unit_test(test_modes),
+	    cmocka_unit_test(test_cidr),	  cmocka_unit_test(test_state_roundtrip),
 	    cmocka_unit_test(test_state_rejects), cmocka_unit_test(test_state_dir),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

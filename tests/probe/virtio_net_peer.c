@@ -72,10 +72,10 @@ static bool parse_hex(const char *s, uint8_t *out, unsigned n)
 		unsigned x = 0;
 		for (unsigned j = 0; j < 2; j++) {
 			char c = *s++;
-			unsigned d = c >= '0' && c <= '9' ? (unsigned)(c - '0')
-				   : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
-				   : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10)
-							  : 16;
+			unsigned d = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
+				     : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
+				     : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10)
+							    : 16;
 			if (d > 15)
 				return false;
 			x = x << 4 | d;
@@ -374,7 +374,8 @@ void probe_main(const struct hvm_start_info *si)
 			if (!resolved)
 				arp_send(1, bcast, target);
 			else
-				echo_send(target_mac, peer, 8, 0x7672, seq++, (const uint8_t *)"vireo", 5);
+				echo_send(target_mac, peer, 8, 0x7672, seq++,
+					  (const uint8_t *)"vireo", 5);
 			next = now + (resolved ? 200000 : 500000);
 		}
 		uint8_t *f = rx_poll(&slot, &len);
@@ -424,8 +425,8 @@ void probe_main(const struct hvm_start_info *si)
 			    be16(icmp + 4) == 0x7672 && !done && ++got >= want) {
 				done = true;
 				done_at = time_us();
-				printf("virtio_net_peer: %u replies from %u.%u.%u.%u\n", got, peer[0],
-				       peer[1], peer[2], peer[3]);
+				printf("virtio_net_peer: %u replies from %u.%u.%u.%u\n", got,
+				       peer[0], peer[1], peer[2], peer[3]);
 			}
 		}
 		rx_post(slot);

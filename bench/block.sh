@@ -1,0 +1,19 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Vireo's block layer (io_uring, threads, qcow2) against host fio on the same file.
+#   bench/block.sh [BUILD_DIR] [--time S] [--size MiB] [--dir DIR] [--only 4k] [--keep] [--help]
+# BUILD_DIR (default: build) gets bench/blk-bench built if missing; the rest is bench/block.py.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+build=build
+case "${1:-}" in
+"" | -*) ;;
+*)
+	build=$1
+	shift
+	;;
+esac
+if [ ! -x "$build/bench/blk-bench" ]; then
+	ninja -C "$build" bench/blk-bench >/dev/null
+fi
+exec python3 "$here/block.py" --build "$build" "$@"
