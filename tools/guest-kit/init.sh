@@ -87,5 +87,10 @@ panic)
 esac
 
 say shell
-# cttyhack gives the shell a controlling tty, so that ^C works.
-exec setsid cttyhack sh
+# cttyhack gives the shell a controlling tty, so that ^C works. /init must not exit (the
+# kernel would panic): start a new shell when one ends.
+while :; do
+	setsid cttyhack sh
+	say "shell exited, starting a new one"
+	sleep 1
+done
