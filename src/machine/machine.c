@@ -331,7 +331,10 @@ void machine_request_power(struct machine *m, enum machine_req req)
 void machine_request_crash(struct machine *m)
 {
 	pthread_mutex_lock(&m->lock);
-	m->req = MACHINE_REQ_CRASH;
+	/* A vCPU that kept running after a reset/power-off request may fail on what follows
+	 * (e.g. a guest's real-mode fallback after its reset write): the request stands. */
+	if (m->req == MACHINE_REQ_NONE)
+		m->req = MACHINE_REQ_CRASH;
 	pthread_cond_broadcast(&m->cond);
 	pthread_mutex_unlock(&m->lock);
 }
@@ -347,7 +350,8 @@ bool machine_vcpu_checkpoint(struct machine *m, struct vcpu *v)
 		pthread_cond_wait(&m->cond, &m->lock);
 		m->paused_vcpus--;
 	}
-	stop = m->stop_vcpus;
+	/* Once a request is pending, no vCPU re-enters the guest. */
+	stop = m->stop_vcpus || m->req != MACHINE_REQ_NONE;
 	pthread_mutex_unlock(&m->lock);
 	return stop;
 }

@@ -64,7 +64,7 @@ struct machine {
 };
 
 /* Called by vCPU threads and devices: record a request and wake the main thread. The
- * first request wins, except that a crash overrides everything. */
+ * first request wins; a crash only counts when nothing else is pending. */
 void machine_request_power(struct machine *m, enum machine_req req);
 void machine_request_crash(struct machine *m);
 /* vCPU thread: park here while paused; returns true when the vCPU must exit. */

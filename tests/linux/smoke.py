@@ -16,11 +16,15 @@ Cases:
   reboot   the minimal kernel with vireo.test=reboot and --on-reboot restart: the guest must
            boot a second time (counted by "Linux version" banners, so a kernel panic with
            panic=-1 serves where user space cannot run).
-  cloud    Debian's linux-image-cloud-amd64 bzImage with its virtio modules: the same checks.
+  cloud    Debian's linux-image-cloud-amd64 bzImage with its virtio modules in the initramfs:
+           the same checks, but the virtio probe (virtio-pci is a module there, which /init
+           loads) and with CLOUD_CMDLINE.
 
 The guest kit (tools/guest-kit/build.sh) is built on first use and cached. Exit status: 0 pass,
-1 fail, 77 skip (the reason is printed: no /dev/kvm, no kit, or the host's KVM cannot run the
-guest any further). Python standard library only.
+1 fail, 77 skip with the reason printed: no /dev/kvm, no cloud kernel in the kit, or, on the
+nested kvm_pvm KVM only, the host cannot run the guest any further (a KVM emulation failure,
+vireo exit 3; user space not starting; a boot slower than --timeout). Elsewhere those fail.
+The console goes to --log (default ./linux-<case>-<N>cpu.log). Python standard library only.
 
 On hosts whose KVM cannot hide CPUID features from the guest (the nested "kvm_pvm" KVM of the
 Vireo CI machine, see docs/linux-on-nested-kvm.md), the guest is also told on its command line
@@ -39,7 +43,8 @@ SKIP = 77
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD_SH = os.path.normpath(os.path.join(HERE, "..", "..", "tools", "guest-kit", "build.sh"))
 
-# Features the guest kernel must leave alone where KVM cannot hide them (docs/linux-on-nested-kvm.md).
+# Features the guest kernel must leave alone where KVM cannot hide them
+# (docs/linux-on-nested-kvm.md).
 # Only the last clearcpuid= counts: cases add to the list, not a second option.
 CLEARCPUID = "cx16,popcnt,smap,smep,fsgsbase,rdrand,rdseed,rdpid,invpcid,pcid,bmi1,bmi2"
 GUEST_KNOBS = "noxsave clearcpuid=" + CLEARCPUID

@@ -42,7 +42,7 @@ for arg in "$@"; do
 	--print) print_only=1 ;;
 	--no-cloud) want_cloud=0 ;;
 	-h | --help)
-		sed -n '2,/^$/s/^# \{0,1\}//p' "$SELF"
+		sed -n '4,/^$/s/^# \{0,1\}//p' "$SELF"
 		exit 0
 		;;
 	*)
@@ -265,7 +265,7 @@ build_kernel() {
 }
 
 # prune_trees: drop the source and object trees of other versions or patch sets (about
-# 2 GB each); the small artifact directories of old keys stay.
+# 2 GB each).
 prune_trees() {
 	local d
 	for d in "$CACHE"/src/linux-* "$CACHE"/build/linux-*; do
@@ -274,6 +274,20 @@ prune_trees() {
 		"$src_dir" | "$obj_dir") continue ;;
 		esac
 		log "removing the stale tree $d"
+		rm -rf "$d"
+	done
+}
+
+# prune_artifacts: drop artifact directories of other keys once they are a day old (a VM
+# started from one a moment ago, or another checkout's, is left alone meanwhile).
+prune_artifacts() {
+	local d
+	for d in $(find "$CACHE" -mindepth 1 -maxdepth 1 -type d \
+		\( -name 'kernel-*' -o -name 'initrd-*' -o -name 'cloud-*' \) -mtime +0); do
+		case "$d" in
+		"$kernel_out" | "$initrd_out" | "$cloud_out") continue ;;
+		esac
+		log "removing the old artifacts $d"
 		rm -rf "$d"
 	done
 }
@@ -386,4 +400,5 @@ build_cloud() {
 build_kernel
 build_initrd
 build_cloud
+prune_artifacts
 print_paths
