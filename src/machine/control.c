@@ -149,7 +149,7 @@ static void control_handle(struct machine *m, int fd, char *line)
 		else
 			snprintf(buf, sizeof(buf), "{\"ok\":true,\"state\":\"%s\"}\n", st);
 	} else if (strcmp(line, "stop") == 0) {
-		machine_stop(m);
+		machine_request_stop(m);
 		snprintf(buf, sizeof(buf), "{\"ok\":true,\"state\":\"stopping\"}\n");
 	} else if (strcmp(line, "shutdown") == 0) {
 		int r = machine_shutdown(m);

@@ -23,7 +23,7 @@ static void devices_console_quit(void *ctx)
 {
 	struct machine *m = ctx;
 	vinfo("console: quit requested");
-	machine_stop(m);
+	machine_request_stop(m);
 }
 
 int machine_persist_init(struct machine *m, char *err, size_t errlen)

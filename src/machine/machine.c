@@ -397,14 +397,9 @@ int machine_resume(struct machine *m)
 	return 0;
 }
 
-void machine_stop(struct machine *m)
-{
-	machine_request_power(m, MACHINE_REQ_STOP);
-}
-
 void machine_request_stop(struct machine *m)
 {
-	machine_stop(m);
+	machine_request_power(m, MACHINE_REQ_STOP);
 }
 
 /* ---- main loop ------------------------------------------------------------------------------ */

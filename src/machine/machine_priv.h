@@ -73,7 +73,6 @@ bool machine_vcpu_checkpoint(struct machine *m, struct vcpu *v);
 /* Control-plane operations (control socket, console). */
 int machine_pause(struct machine *m) WUR;
 int machine_resume(struct machine *m) WUR;
-void machine_stop(struct machine *m);
 /* Graceful: press the ACPI power button. */
 int machine_shutdown(struct machine *m) WUR;
 /* JSON object describing the VM (state, vcpus, memory, statistics). */

@@ -297,22 +297,16 @@ static void uart_pio_write(void *opaque, uint64_t off, const void *data, unsigne
 	struct uart8250 *u = opaque;
 	struct uart_after after = {.out_len = 0};
 	const uint8_t *p = data;
-	bool only_thr = true;
 
 	pthread_mutex_lock(&u->tx_lock);
 	pthread_mutex_lock(&u->lock);
-	for (unsigned i = 0; i < len && off + i < UART_NR_PORTS; i++) {
-		unsigned reg = (unsigned)(off + i);
-		if (reg != UART_RBR || (u->lcr & UART_LCR_DLAB))
-			only_thr = false;
-		uart_reg_write(u, reg, p[i]);
-	}
+	for (unsigned i = 0; i < len && off + i < UART_NR_PORTS; i++)
+		uart_reg_write(u, (unsigned)(off + i), p[i]);
 	/*
 	 * Output leaves on every write: holding bytes until the guest's next UART access
 	 * would keep the last line of a guest that then halts or waits forever. A burst of
 	 * THR writes within one access (rep outsb) still goes out as one sink call.
 	 */
-	(void)only_thr;
 	uart_take_output(u, &after);
 	uart_check_rx_ready(u, &after);
 	uart_update_irq(u);
