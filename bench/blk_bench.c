@@ -5,7 +5,7 @@
  * what was done. Run by bench/block.sh next to fio on the same file.
  *
  *   blk-bench run --path F [--format raw|qcow2] [--engine io_uring|threads] [--cache none|writeback]
- *                 --rw randread|randwrite|read|write --bs BYTES --qd N --time SECONDS
+ *                 --rw randread|randwrite|read|write --bs BYTES --qd N --time SECONDS [--loop 0|1]
  *   blk-bench create-qcow2 --path F --size BYTES   (64 KiB clusters, data fully preallocated)
  *   blk-bench fill --path F [--format ...] [--cache ...]   (write every byte once, 1 MiB x 32)
  *
@@ -13,10 +13,13 @@
  * of the whole process over the measured interval, every backend thread included, from
  * getrusage(RUSAGE_SELF)), cpu_us_per_io, engine, errors. Completions are taken with
  * blk_poll() on this thread (no evloop); freed slots are resubmitted as one batch and one
- * blk_kick(), as a device does per queue notification.
+ * blk_kick(), as a device does per queue notification. With --loop 1 the disk is opened on
+ * an evloop instead and this thread runs it (evloop_run_once), the way the VMM's I/O
+ * thread sees completions: through epoll, between other events.
  */
 #include "block/block.h"
 #include "block/qcow2.h"
+#include "common/evloop.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -38,6 +41,8 @@ struct bench_slot {
 
 struct bench {
 	struct blk_backend *be;
+	struct evloop loop;
+	bool use_loop;
 	enum blk_op op;
 	bool random;
 	uint64_t bs, disk_blocks, next_block, rng;
@@ -52,6 +57,7 @@ struct bench_args {
 	uint64_t bs, size;
 	unsigned qd;
 	double seconds;
+	bool loop;
 };
 
 static double bench_now(void)
@@ -126,6 +132,15 @@ static unsigned bench_refill(struct bench *b)
 	return n;
 }
 
+static void bench_teardown(struct bench *b, unsigned qd)
+{
+	blk_close(b->be);
+	if (b->use_loop)
+		evloop_fini(&b->loop);
+	for (unsigned i = 0; i < qd; i++)
+		free(b->slots[i].iov.iov_base);
+}
+
 static int bench_setup(struct bench *b, const struct bench_args *a, enum blk_op op, bool random)
 {
 	struct blk_config cfg;
@@ -142,9 +157,16 @@ static int bench_setup(struct bench *b, const struct bench_args *a, enum blk_op 
 	cfg.engine = strcmp(a->engine, "threads") == 0	 ? BLK_ENGINE_THREADS
 		     : strcmp(a->engine, "io_uring") == 0 ? BLK_ENGINE_URING
 							   : BLK_ENGINE_AUTO;
-	r = blk_open(&b->be, &cfg, NULL, err, sizeof(err));
+	b->use_loop = a->loop;
+	if (b->use_loop && evloop_init(&b->loop) < 0) {
+		fprintf(stderr, "blk-bench: evloop_init failed\n");
+		return -ENOMEM;
+	}
+	r = blk_open(&b->be, &cfg, b->use_loop ? &b->loop : NULL, err, sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "blk-bench: %s\n", err);
+		if (b->use_loop)
+			evloop_fini(&b->loop);
 		return r;
 	}
 	blk_get_info(b->be, &info);
@@ -155,15 +177,13 @@ static int bench_setup(struct bench *b, const struct bench_args *a, enum blk_op 
 	b->rng = 0x9E3779B97F4A7C15ull ^ (uint64_t)getpid();
 	if (b->disk_blocks == 0 || a->qd == 0 || a->qd > BENCH_QD_MAX) {
 		fprintf(stderr, "blk-bench: bad size/bs/qd\n");
-		blk_close(b->be);
+		bench_teardown(b, 0);
 		return -EINVAL;
 	}
 	for (unsigned i = 0; i < a->qd; i++) {
 		struct bench_slot *s = &b->slots[i];
 		if (posix_memalign(&s->iov.iov_base, 4096, a->bs) != 0) {
-			for (unsigned j = 0; j < i; j++)
-				free(b->slots[j].iov.iov_base);
-			blk_close(b->be);
+			bench_teardown(b, i);
 			return -ENOMEM;
 		}
 		/* Non-zero, non-repeating payload so nothing can shortcut a write of zeroes. */
@@ -173,15 +193,14 @@ static int bench_setup(struct bench *b, const struct bench_args *a, enum blk_op 
 		s->free_next = b->free_list;
 		b->free_list = s;
 	}
-	printf("engine=%s ", info.engine);
+	printf("engine=%s%s ", info.engine, b->use_loop ? " loop=1" : "");
 	return 0;
 }
 
-static void bench_teardown(struct bench *b, unsigned qd)
+/* Take completions: from the evloop (--loop 1) or with blk_poll(). */
+static int bench_wait(struct bench *b)
 {
-	blk_close(b->be);
-	for (unsigned i = 0; i < qd; i++)
-		free(b->slots[i].iov.iov_base);
+	return b->use_loop ? evloop_run_once(&b->loop, 100) : blk_poll(b->be, 100);
 }
 
 static int bench_run(const struct bench_args *a)
@@ -201,14 +220,14 @@ static int bench_run(const struct bench_args *a)
 	deadline = t0 + a->seconds;
 	bench_refill(&b);
 	while (bench_now() < deadline && !b.errors) {
-		r = blk_poll(b.be, 100);
+		r = bench_wait(&b);
 		if (r < 0)
 			break;
 		bench_refill(&b);
 	}
 	/* Count what was in flight at the deadline too: wait for it inside the interval. */
 	while (blk_outstanding(b.be) && r >= 0)
-		r = blk_poll(b.be, 100);
+		r = bench_wait(&b);
 	t1 = bench_now();
 	c1 = bench_cpu_us();
 	bench_teardown(&b, a->qd);
@@ -306,6 +325,8 @@ static int bench_parse(int argc, char **argv, struct bench_args *a)
 			a->qd = (unsigned)strtoul(v, &end, 0);
 		else if (!strcmp(k, "--time"))
 			a->seconds = strtod(v, &end);
+		else if (!strcmp(k, "--loop"))
+			a->loop = strtoul(v, &end, 0) != 0;
 		else
 			return -EINVAL;
 		if (end && *end)
@@ -325,7 +346,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: blk-bench run|fill|create-qcow2 --path F [--format raw|qcow2]\n"
 				"  [--engine auto|io_uring|threads] [--cache none|writeback]\n"
 				"  [--rw randread|randwrite|read|write] [--bs N] [--qd N] [--time S]"
-				" [--size N]\n");
+				" [--size N] [--loop 0|1]\n");
 		return 2;
 	}
 	if (!strcmp(a.cmd, "run"))

@@ -29,9 +29,10 @@ def sh(cmd, **kw):
     return subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True, **kw).stdout
 
 
-def run_vireo(tool, path, fmt, engine, cache, rw, bs, qd, secs):
+def run_vireo(tool, path, fmt, engine, cache, rw, bs, qd, secs, loop=False):
     out = sh([tool, "run", "--path", path, "--format", fmt, "--engine", engine, "--cache", cache,
-              "--rw", rw, "--bs", str(bs), "--qd", str(qd), "--time", str(secs)])
+              "--rw", rw, "--bs", str(bs), "--qd", str(qd), "--time", str(secs)] +
+             (["--loop", "1"] if loop else []))
     kv = dict(tok.split("=", 1) for tok in out.split())
     return {"iops": float(kv["iops"]), "mibs": float(kv["mibs"]),
             "cpu": float(kv["cpu_us_per_io"]), "engine": kv["engine"]}
@@ -77,11 +78,22 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the test files")
     ap.add_argument("--no-fio", action="store_true")
     ap.add_argument("--only", help="run only workloads whose label contains this (e.g. 4k)")
+    ap.add_argument("--qd", type=int, help="run only this queue depth")
+    ap.add_argument("--reps", type=int, default=1,
+                    help="runs per contender, interleaved; the median is reported (default 1)")
+    ap.add_argument("--loop", action="store_true",
+                    help="add raw io_uring completing through an evloop (the VMM's I/O thread path)")
+    ap.add_argument("--compare", metavar="BUILD_DIR",
+                    help="add the raw io_uring rows of another build's blk-bench ('before')")
+    ap.add_argument("--uring-only", action="store_true", help="skip the threads and qcow2 rows")
     a = ap.parse_args()
 
     tool = os.path.join(a.build, "bench", "blk-bench")
     if not os.access(tool, os.X_OK):
         sys.exit("block.py: %s not built" % tool)
+    old = a.compare and os.path.join(a.compare, "bench", "blk-bench")
+    if old and not os.access(old, os.X_OK):
+        sys.exit("block.py: %s not built" % old)
     fio = not a.no_fio and shutil.which("fio")
     size = a.size << 20
     raw = os.path.join(a.dir, "vireo-bench-%d.raw" % os.getpid())
@@ -99,46 +111,82 @@ def main():
 
         print("Vireo block layer (in-process, bench/blk_bench.c) vs host fio %s, same file"
               % (sh(["fio", "--version"]).strip() if fio else "(not run)"))
-        print("file %s, %d MiB on %s; %s; %g s per case; 1 job, no polling, no fixed buffers"
+        print("file %s, %d MiB on %s; %s; %g s per case%s; 1 job, no polling, no fixed buffers"
               % (a.dir, a.size, sh(["df", "--output=fstype", a.dir]).split()[-1],
                  "O_DIRECT (cache=none)" if direct else
                  "BUFFERED: O_DIRECT refused by this filesystem, numbers include the page cache",
-                 a.time))
+                 a.time, ", median of %d interleaved runs" % a.reps if a.reps > 1 else ""))
+        if old:
+            print("before = %s" % old)
         print("NOTE: this host is a nested VM: absolute figures are those of its virtual disk;"
               " compare the columns.")
         print("CPU us/IO = (user+sys of the whole process, all threads) / completed I/Os"
               " (getrusage; fio: its usr_cpu+sys_cpu)\n")
-        hdr = "%-13s %3s  %-22s %9s %9s %10s %8s  %s" % (
+        if a.reps > 1:
+            print("x fio: ratio of the medians [median of the per-round ratios; the target"
+                  " line uses it]\n")
+        hdr = "%-13s %3s  %-22s %9s %9s %10s %13s  %s" % (
             "workload", "qd", "contender", "IOPS", "MiB/s", "CPU us/IO", "x fio", "qcow2 vs raw")
         print(hdr)
         print("-" * len(hdr))
         verdicts = []
         for label, rw, bs, qd in WORKLOADS:
-            if a.only and a.only not in label:
+            if (a.only and a.only not in label) or (a.qd and a.qd != qd):
                 continue
-            res = []
+            runs = []  # (name, callable)
             if fio:
-                res.append(("fio io_uring", run_fio(raw, size, direct, rw, bs, qd, a.time)))
-            res.append(("vireo raw io_uring",
-                        run_vireo(tool, raw, "raw", "io_uring", cache, rw, bs, qd, a.time)))
-            res.append(("vireo raw threads",
-                        run_vireo(tool, raw, "raw", "threads", cache, rw, bs, qd, a.time)))
-            res.append(("vireo qcow2 (image)",
-                        run_vireo(tool, qcow, "qcow2", "auto", cache, rw, bs, qd, a.time)))
+                runs.append(("fio io_uring",
+                             lambda: run_fio(raw, size, direct, rw, bs, qd, a.time)))
+            if old:
+                runs.append(("before raw io_uring", lambda: run_vireo(
+                    old, raw, "raw", "io_uring", cache, rw, bs, qd, a.time)))
+                if a.loop:
+                    runs.append(("before io_uring loop", lambda: run_vireo(
+                        old, raw, "raw", "io_uring", cache, rw, bs, qd, a.time, True)))
+            runs.append(("vireo raw io_uring", lambda: run_vireo(
+                tool, raw, "raw", "io_uring", cache, rw, bs, qd, a.time)))
+            if a.loop:
+                runs.append(("vireo io_uring loop", lambda: run_vireo(
+                    tool, raw, "raw", "io_uring", cache, rw, bs, qd, a.time, True)))
+            if not a.uring_only:
+                runs.append(("vireo raw threads", lambda: run_vireo(
+                    tool, raw, "raw", "threads", cache, rw, bs, qd, a.time)))
+                runs.append(("vireo qcow2 (image)", lambda: run_vireo(
+                    tool, qcow, "qcow2", "auto", cache, rw, bs, qd, a.time)))
+            # Interleave the repetitions so a slow patch of the host hits every contender.
+            got = {name: [] for name, _ in runs}
+            for _ in range(max(1, a.reps)):
+                for name, fn in runs:
+                    got[name].append(fn())
+            res = []
+            for name, _ in runs:
+                rs = sorted(got[name], key=lambda r: r["iops"])
+                res.append((name, rs[len(rs) // 2]))
             base = res[0][1]["iops"] if fio else None
             by = dict(res)
+            # Median of the per-round ratios: each round ran every contender back to back,
+            # so this cancels the drift of a busy host better than the ratio of medians.
+            rr = {}
+            if fio:
+                for name, _ in runs:
+                    rs = sorted(v["iops"] / f["iops"] for v, f in
+                                zip(got[name], got["fio io_uring"]) if f["iops"])
+                    rr[name] = rs[len(rs) // 2] if rs else 0.0
             for name, r in res:
                 ratio = "" if not base or name.startswith("fio") else "%.2f" % (r["iops"] / base)
+                if ratio and a.reps > 1:
+                    ratio += " [%.2f]" % rr[name]
                 extra = ""
-                if name.startswith("vireo qcow2"):
+                if name.startswith("vireo qcow2") and "vireo raw threads" in by:
                     extra = "%.2fx io_uring, %.2fx threads" % (
                         r["iops"] / by["vireo raw io_uring"]["iops"],
                         r["iops"] / by["vireo raw threads"]["iops"])
-                print("%-13s %3d  %-22s %9.0f %9.1f %10.2f %8s  %s" % (
+                print("%-13s %3d  %-22s %9.0f %9.1f %10.2f %13s  %s" % (
                     label, qd, name, r["iops"], r["mibs"], r["cpu"], ratio, extra))
                 sys.stdout.flush()
             if base:
-                verdicts.append((label, qd, by["vireo raw io_uring"]["iops"] / base))
+                verdicts.append((label, qd, rr["vireo raw io_uring"] if a.reps > 1 else
+                                 by["vireo raw io_uring"]["iops"] / base))
             print()
         if verdicts:
             ok = [v for v in verdicts if v[2] >= TARGET]

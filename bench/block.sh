@@ -1,7 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # Vireo's block layer (io_uring, threads, qcow2) against host fio on the same file.
-#   bench/block.sh [BUILD_DIR] [--time S] [--size MiB] [--dir DIR] [--only 4k] [--keep] [--help]
+#   bench/block.sh [BUILD_DIR] [--time S] [--size MiB] [--dir DIR] [--only 4k] [--qd N]
+#                  [--reps N] [--loop] [--compare OLD_BUILD_DIR] [--uring-only] [--keep] [--help]
 # BUILD_DIR (default: build) gets bench/blk-bench built if missing; the rest is bench/block.py.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)

@@ -16,6 +16,11 @@
  * Locking: be->lock protects everything below and is held around every ops call (an
  * engine's drain may drop it while waiting, e.g. pthread_cond_wait). Engines call
  * blk_core_finish() with it held. Nothing calls req->done() with it held.
+ *
+ * Wake-ups: finished requests reach the done list either from the engine's own pollable
+ * fd (engine_fd, reaped by ops->reap on the completion thread: no extra eventfd round
+ * trip) or through efd (thread-pool engines, and requests the core finishes itself). An
+ * engine with ops->wait lets blk_poll() submit and wait in one step, as fio does.
  */
 #ifndef VIREO_BLOCK_BLK_BACKEND_H
 #define VIREO_BLOCK_BLK_BACKEND_H
@@ -33,6 +38,11 @@ struct blk_backend_ops {
 	void (*kick)(struct blk_backend *be);
 	/* Collect what the host finished (blk_core_finish each). Optional. */
 	void (*reap)(struct blk_backend *be);
+	/* No I/O loop (blk_poll): hand what was kicked to the host and wait up to timeout_ms
+	 * (-1: forever) for at least one completion, then reap (blk_core_finish each). One
+	 * system call where the engine can (submit and wait together). -EAGAIN: the engine
+	 * has nothing in flight to wait for (the caller polls the fds instead). Optional. */
+	int (*wait)(struct blk_backend *be, int timeout_ms);
 	/* Cancel queued requests (blk_core_finish(-ECANCELED)) and wait until every started
 	 * one finished. */
 	void (*drain)(struct blk_backend *be);
@@ -58,7 +68,10 @@ struct blk_backend {
 
 	/* Completion delivery. */
 	struct evloop *loop;
-	int efd; /* eventfd: "the done list is not empty" (io_uring signals it too) */
+	int efd;	/* eventfd: "the done list is not empty" */
+	int engine_fd;	/* readable when the engine has completions to reap (the io_uring
+			 * ring itself); -1: the engine signals through efd */
+	bool efd_signalled; /* efd was written and not read yet (saves a read per batch) */
 	pthread_mutex_t lock;
 	pthread_cond_t delivered; /* broadcast after each batch of done() calls */
 	struct blk_req_list pending; /* submitted, waiting for blk_kick() */

@@ -113,6 +113,7 @@ void blk_iov_zero(const struct iovec *iov, int cnt)
 static void blk_signal(struct blk_backend *be)
 {
 	uint64_t one = 1;
+	be->efd_signalled = true;
 	if (write(be->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		vlog_rl("block '%s': completion eventfd: %s", be->path, strerror(errno));
 }
@@ -120,10 +121,10 @@ static void blk_signal(struct blk_backend *be)
 /* be->lock held: a request enters the done list. */
 static void blk_core_done(struct blk_backend *be, struct blk_req *req, int res)
 {
-	bool was_empty = !be->done.head;
 	req->result = res;
 	blk_list_append(&be->done, req);
-	if (was_empty && !be->reaping)
+	/* The completion handler collects the whole list: one wake-up is enough. */
+	if (!be->efd_signalled && !be->reaping)
 		blk_signal(be);
 }
 
@@ -159,25 +160,36 @@ void blk_core_finish(struct blk_backend *be, struct blk_req *req, int res)
 	}
 }
 
-/* Deliver what is on the done list (and what the engine has finished meanwhile). */
-static int blk_deliver(struct blk_backend *be)
+/* be->lock held: collect what the engine finished into the done list. */
+static void blk_core_reap(struct blk_backend *be)
 {
-	uint64_t v;
-	if (read(be->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-		vlog_rl("block '%s': completion eventfd: %s", be->path, strerror(errno));
-
-	pthread_mutex_lock(&be->lock);
+	if (be->efd_signalled) {
+		/* Read under the lock: a signal after this is for a later request. */
+		uint64_t v;
+		if (read(be->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+			vlog_rl("block '%s': completion eventfd: %s", be->path, strerror(errno));
+		be->efd_signalled = false;
+	}
 	if (be->ops->reap) {
 		be->reaping = true;
 		be->ops->reap(be);
 		be->reaping = false;
 	}
+}
+
+/* Deliver what is on the done list (and what the engine has finished meanwhile). */
+static int blk_deliver(struct blk_backend *be)
+{
+	pthread_mutex_lock(&be->lock);
+	blk_core_reap(be);
 	struct blk_req *r = be->done.head;
 	be->done.head = be->done.tail = NULL;
 	void (*batch_fn)(void *) = be->batch_fn;
 	void *batch_opaque = be->batch_opaque;
 	pthread_mutex_unlock(&be->lock);
 
+	if (!r)
+		return 0;
 	unsigned n = 0;
 	while (r) {
 		struct blk_req *next = r->next; /* done() may free r */
@@ -187,7 +199,7 @@ static int blk_deliver(struct blk_backend *be)
 		r = next;
 	}
 	/* Before the count drops: blk_quiesce() must not return while the hook runs. */
-	if (n && batch_fn)
+	if (batch_fn)
 		batch_fn(batch_opaque);
 	pthread_mutex_lock(&be->lock);
 	be->outstanding -= n;
@@ -207,24 +219,49 @@ int blk_attach_loop(struct blk_backend *be, struct evloop *loop)
 	if (be->loop) {
 		if (evloop_del(be->loop, be->efd) < 0)
 			vwarn("disk '%s': evloop_del failed", be->path);
+		if (be->engine_fd >= 0 && evloop_del(be->loop, be->engine_fd) < 0)
+			vwarn("disk '%s': evloop_del failed", be->path);
 		be->loop = NULL;
 	}
 	if (!loop)
 		return 0;
 	/* Level-triggered: completions that arrived while detached are delivered at once. */
 	int r = evloop_add(loop, be->efd, EPOLLIN, blk_efd_cb, be);
-	if (r == 0)
+	if (r == 0 && be->engine_fd >= 0) {
+		r = evloop_add(loop, be->engine_fd, EPOLLIN, blk_efd_cb, be);
+		if (r < 0 && evloop_del(loop, be->efd) < 0)
+			vwarn("disk '%s': evloop_del failed", be->path);
+	}
+	if (r == 0) {
+		pthread_mutex_lock(&be->lock);
 		be->loop = loop;
+		/* Anything kicked while there was no loop goes to the host now. */
+		be->ops->kick(be);
+		pthread_mutex_unlock(&be->lock);
+	}
 	return r;
 }
 
 int blk_poll(struct blk_backend *be, int timeout_ms)
 {
-	struct pollfd p = {.fd = be->efd, .events = POLLIN};
-	int r = poll(&p, 1, timeout_ms);
+	if (be->ops->wait && !be->loop) {
+		pthread_mutex_lock(&be->lock);
+		int r = -EAGAIN;
+		if (!be->done.head) {
+			be->reaping = true;
+			r = be->ops->wait(be, timeout_ms);
+			be->reaping = false;
+		}
+		pthread_mutex_unlock(&be->lock);
+		if (r != -EAGAIN)
+			return blk_deliver(be);
+	}
+	struct pollfd p[2] = {{.fd = be->efd, .events = POLLIN},
+			      {.fd = be->engine_fd, .events = POLLIN}};
+	int r = poll(p, be->engine_fd >= 0 ? 2 : 1, timeout_ms);
 	if (r < 0)
 		return errno == EINTR ? 0 : -errno;
-	/* Deliver even without a wake-up: io_uring may have CQEs the eventfd already told. */
+	/* Deliver even without a wake-up: a racing thread may have taken it. */
 	return blk_deliver(be);
 }
 

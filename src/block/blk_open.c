@@ -232,6 +232,7 @@ static int blk_alloc(struct blk_backend **out, const char *path, bool readonly,
 		return -ENOMEM;
 	be->fd = -1;
 	be->efd = -1;
+	be->engine_fd = -1;
 	be->zero_buf = MAP_FAILED;
 	pthread_mutex_init(&be->lock, NULL);
 	pthread_cond_init(&be->delivered, NULL);

@@ -11,7 +11,10 @@
  * Contract:
  * - blk_submit() queues a request; nothing is started before the next blk_kick() (submit a
  *   batch, kick once). Both run on whatever thread the device processes its queues on,
- *   serialised by the caller.
+ *   serialised by the caller. Without an evloop (blk_poll), the io_uring engine hands a
+ *   kicked batch to the host at the next blk_poll(), submitting and waiting in one system
+ *   call as fio does (such a caller must poll to make progress anyway); blk_poll then
+ *   holds the backend lock until the first completion or the timeout.
  * - READ/WRITE iovecs point straight into guest memory; the data is never copied. The
  *   backend may rewrite the iovec array (not the memory it points to) while the request is
  *   in flight, to continue after a short transfer.

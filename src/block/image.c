@@ -28,7 +28,9 @@ struct img_file {
 	dev_t dev;
 	ino_t ino;
 	unsigned depth;		    /* 0 for the top image */
-	const struct img_file *parent; /* image whose backing this is (loop detection) */
+	struct img_file *parent; /* image whose backing this is (loop detection, errors) */
+	pthread_mutex_t err_lock;
+	char last_err[320]; /* img_last_error */
 };
 
 struct img_format {
@@ -65,6 +67,45 @@ void img_seterr(const struct img *im, char *err, size_t errlen, const char *fmt,
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	snprintf(err, errlen, "image '%s': %s", im && im->path ? im->path : "?", msg);
+}
+
+/* ---- reasons for failed requests ---- */
+
+void img_report_rl(struct img *im, struct vlog_ratelimit *rl, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	/* Kept here and, named, in every image this one backs: the top sees the cause. */
+	for (struct img_file *p = img_file_of(im); p; p = p->parent) {
+		pthread_mutex_lock(&p->err_lock);
+		if (&p->im == im)
+			snprintf(p->last_err, sizeof(p->last_err), "%s", msg);
+		else
+			snprintf(p->last_err, sizeof(p->last_err), "backing file '%s': %s", im->path,
+				 msg);
+		pthread_mutex_unlock(&p->err_lock);
+	}
+	if (!(im->flags & IMG_O_QUIET) && vlog_ratelimit_ok(rl))
+		vlog(VLOG_WARN, "%s '%s': %s", im->ops ? im->ops->name : "image", im->path, msg);
+}
+
+void img_last_error(struct img *im, char *buf, size_t len)
+{
+	struct img_file *f;
+
+	if (!buf || !len)
+		return;
+	buf[0] = 0;
+	if (!im)
+		return;
+	f = img_file_of(im);
+	pthread_mutex_lock(&f->err_lock);
+	snprintf(buf, len, "%s", f->last_err);
+	pthread_mutex_unlock(&f->err_lock);
 }
 
 /* ---- iovec helpers ---- */
@@ -405,8 +446,7 @@ static void img_set_dio_align(struct img_file *f, const struct stat *st)
 }
 
 static int img_open_internal(struct img **out, const char *path, const char *format,
-			     unsigned flags, const struct img_file *parent, char *err,
-			     size_t errlen)
+			     unsigned flags, struct img_file *parent, char *err, size_t errlen)
 {
 	const struct img_format *fmt = img_format_find(format);
 	struct img_file *f;
@@ -443,6 +483,7 @@ static int img_open_internal(struct img **out, const char *path, const char *for
 	f->parent = parent;
 	f->depth = parent ? parent->depth + 1 : 0;
 	pthread_mutex_init(&f->rmw_lock, NULL);
+	pthread_mutex_init(&f->err_lock, NULL);
 	im->path = strdup(path);
 	if (!im->path) {
 		ret = -ENOMEM;
@@ -530,8 +571,8 @@ static int img_open_backing_flags(struct img *parent, const char *path, const ch
 			memcpy(full + dl, path, pl + 1);
 		}
 	}
-	/* The backing file inherits the cache mode and the lock opt-out of its parent. */
-	flags |= parent->flags & (IMG_O_DIRECT | IMG_O_NOLOCK);
+	/* The backing file inherits the cache mode, the lock opt-out and quiet errors. */
+	flags |= parent->flags & (IMG_O_DIRECT | IMG_O_NOLOCK | IMG_O_QUIET);
 	ret = img_open_internal(out, full ? full : path, format, flags, img_file_of(parent), err,
 				errlen);
 	free(full);
@@ -564,6 +605,7 @@ void img_close(struct img *im)
 	if (im->fd >= 0)
 		close(im->fd); /* drops the OFD lock with the last reference */
 	pthread_mutex_destroy(&f->rmw_lock);
+	pthread_mutex_destroy(&f->err_lock);
 	free(im->path);
 	free(f);
 }

@@ -13,7 +13,8 @@
  *   against the virtual size (overflow-safe) and fails with -EINVAL beyond it.
  * - All calls on one struct img are thread-safe (formats serialise metadata internally).
  * - Errors: 0 or -errno; open failures also write a one-line reason to err
- *   ("image 'x.qcow2': L1 table offset 0x... beyond end of file").
+ *   ("image 'x.qcow2': L1 table offset 0x... beyond end of file"); a request that fails
+ *   because of the image's contents leaves its reason for img_last_error().
  * - Durability: after img_flush() returns 0, every write that completed before the call
  *   is on stable storage (data and the metadata that makes it reachable).
  * - Backing files: opened read-only by the format, with the backing format recorded in the
@@ -35,6 +36,13 @@ enum img_open_flags {
 	IMG_O_UNSAFE = 1u << 3,	      /* flush is a no-op (cache=unsafe) */
 	IMG_O_NOLOCK = 1u << 4,	      /* skip the image lock (tools that only read metadata) */
 	IMG_O_REPAIR = 1u << 5,	      /* opened for `img check -r`: tolerate dirty/leaks */
+	/* qcow2: leave the backing chain closed (im->backing NULL), for reading the header
+	 * (`img info`) of an image whose backing file is missing. Read-only opens only;
+	 * reads that would reach the backing file fail with -ENOLINK. */
+	IMG_O_NO_BACKING = 1u << 6,
+	/* Problems found in the image's contents are not logged, only kept for
+	 * img_last_error (tools that print the reason themselves). Inherited by backing files. */
+	IMG_O_QUIET = 1u << 7,
 };
 
 /* Allocation status of a range, for `vireo img map` and convert. */
@@ -88,5 +96,13 @@ int img_discard(struct img *im, uint64_t off, uint64_t len) WUR;
 int img_write_zeroes(struct img *im, uint64_t off, uint64_t len, bool may_unmap) WUR;
 int img_flush(struct img *im) WUR;
 int img_map(struct img *im, uint64_t off, uint64_t len, struct img_extent *ext) WUR;
+
+/*
+ * Why a request on im failed because of what the image (or a file of its backing chain)
+ * contains: the reason recorded most recently, e.g. "L2 table 0x50000 entry 3 (0x...):
+ * cluster offset beyond end of file" or "backing file 'b.qcow2': ...". Copied into buf
+ * ("" when nothing was recorded). Requests still return a bare -errno; this adds the why.
+ */
+void img_last_error(struct img *im, char *buf, size_t len);
 
 #endif

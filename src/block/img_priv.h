@@ -20,6 +20,7 @@
 #define VIREO_BLOCK_IMG_PRIV_H
 
 #include "block/image.h"
+#include "common/log.h"
 #include <stdarg.h>
 
 extern const struct img_ops img_raw_ops;
@@ -30,6 +31,20 @@ extern const struct img_ops vhd_ops;
 /* Error string helper: "image '<path>': <fmt>" into err (may be NULL). */
 void img_seterr(const struct img *im, char *err, size_t errlen, const char *fmt, ...)
 	PRINTF_FMT(4, 5);
+
+/*
+ * A problem found in the image's contents that fails a request (corrupt table entry, data
+ * that does not decompress...): "L2 table 0x50000 entry 3 (0x...): offset beyond end of
+ * file". Kept for img_last_error (in this image and, prefixed "backing file 'x': ", in
+ * every image it backs) and logged rate-limited per call site unless IMG_O_QUIET.
+ */
+#define img_report(im, ...)                                                                        \
+	do {                                                                                       \
+		static struct vlog_ratelimit rl__;                                                 \
+		img_report_rl((im), &rl__, __VA_ARGS__);                                           \
+	} while (0)
+void img_report_rl(struct img *im, struct vlog_ratelimit *rl, const char *fmt, ...)
+	PRINTF_FMT(3, 4);
 
 int img_file_preadv(struct img *im, const struct iovec *iov, int iovcnt, uint64_t off) WUR;
 int img_file_pwritev(struct img *im, const struct iovec *iov, int iovcnt, uint64_t off) WUR;

@@ -28,7 +28,8 @@ void qcow2_set_broken(struct qcow2_state *s, const char *why)
 	if (s->broken)
 		return;
 	s->broken = true;
-	verr("qcow2 '%s': %s; no further writes to this image", s->im->path, why);
+	if (!(s->im->flags & IMG_O_QUIET))
+		verr("qcow2 '%s': %s; no further writes to this image", s->im->path, why);
 	if (s->im->readonly || s->version < 3)
 		return;
 	/* Like other tools: mark it, so the next writable open asks for a check first. */
@@ -375,6 +376,12 @@ static int qcow2_open_backing(struct qcow2_state *s, char *err, size_t errlen)
 
 	if (!s->backing_file)
 		return 0;
+	if (im->flags & IMG_O_NO_BACKING) { /* header facts only (img info) */
+		if (im->readonly)
+			return 0;
+		img_seterr(im, err, errlen, "opening without the backing file needs read-only");
+		return -EINVAL;
+	}
 	ret = img_open_backing(im, s->backing_file, fmt, &im->backing, sub, sizeof(sub));
 	/* Name the image whose backing file failed once, not every image above it. */
 	if (ret && strstr(sub, ": backing file '") && err && errlen)
@@ -403,7 +410,7 @@ static int qcow2_open_repair(struct qcow2_state *s, char *err, size_t errlen)
 		return -EUCLEAN;
 	}
 	vinfo("qcow2 '%s': image was not closed cleanly, checking refcounts", s->im->path);
-	ret = qcow2_check_locked(s, true, &r);
+	ret = qcow2_check_locked(s, QCOW2_REPAIR_ALL, &r);
 	if (!ret && (s->incompat & QCOW2_INCOMPAT_DIRTY))
 		ret = -EUCLEAN; /* the repair could not make it consistent */
 	if (ret)

@@ -6,7 +6,8 @@
  *
  * What the driver does (see docs in each file for details):
  * - versions 2 and 3, read-write; cluster sizes 512 B..2 MiB; refcount widths 1..64 bits;
- *   compressed clusters (deflate, zstd) readable; internal snapshots; backing chains.
+ *   compressed clusters (deflate, zstd) read and written (qcow2_write_compressed);
+ *   internal snapshots; backing chains.
  * - Metadata updates follow one order so a crash can leak clusters but never make two
  *   owners of one cluster or expose stale data: data, then refcounts, then L2, then L1
  *   and header (fdatasync between each step). Refcount decrements are applied only after
@@ -43,6 +44,7 @@ struct qcow2_create_opts {
 	unsigned version;	  /* 2 or 3; 0 = 3 */
 	unsigned refcount_bits;	  /* 1, 2, 4, ..., 64; 0 = 16 */
 	enum qcow2_prealloc prealloc;
+	const char *compression;  /* "zlib" or "zstd" (version 3 only); NULL = "zlib" */
 };
 
 /* Create (or truncate) `path` as a new qcow2 image. */
@@ -58,7 +60,7 @@ struct qcow2_check_result {
 	uint64_t overlaps;	    /* one cluster used as two kinds of metadata, or metadata+data */
 	uint64_t allocated_clusters; /* guest clusters allocated in the active table */
 	uint64_t total_clusters;    /* guest clusters of the virtual disk */
-	uint64_t image_end_offset;  /* end of the last cluster in use */
+	uint64_t image_end_offset;  /* end of the last cluster referenced or refcounted */
 };
 
 /*
@@ -70,6 +72,16 @@ struct qcow2_check_result {
  * when the walk completed (look at the counters), -errno when it could not.
  */
 int qcow2_check(struct img *im, bool repair, struct qcow2_check_result *res) WUR;
+
+/* What a repair may change (qemu-img check -r leaks / -r all). */
+enum qcow2_repair {
+	QCOW2_REPAIR_NONE = 0,
+	QCOW2_REPAIR_LEAKS, /* lower refcounts that are too high; leave every corruption alone */
+	QCOW2_REPAIR_ALL,   /* also raise refcounts that are too low and fix COPIED flags */
+};
+/* qcow2_check with a repair mode (qcow2_check(im, true, r) is QCOW2_REPAIR_ALL). */
+int qcow2_check_repair(struct img *im, enum qcow2_repair mode,
+		       struct qcow2_check_result *res) WUR;
 
 /*
  * Change the virtual size (rounded up to 512 bytes). Growing extends the L1 table when needed. Shrinking discards
@@ -99,13 +111,32 @@ int qcow2_snapshot_apply(struct img *im, const char *id_or_name) WUR;
 int qcow2_snapshot_pread(struct img *im, const char *id_or_name, void *buf, size_t len,
 			 uint64_t off) WUR;
 
+struct qcow2_commit_opts {
+	bool keep;	 /* leave `im`'s clusters in place (qemu-img commit -d) */
+	/* Called from the committing thread as clusters are copied; may be NULL. */
+	void (*progress)(void *opaque, uint64_t done, uint64_t total);
+	void *opaque;
+};
+
 /*
  * Write every cluster allocated in `im` (data and zeroes) into its backing file, which
  * is reopened writable for the duration (fails with -EBUSY when another process has it
- * open). A backing file smaller than `im` is grown (raw and qcow2). `im` keeps its
- * contents. Requires a writable `im` with a backing file.
+ * open). A backing file smaller than `im` is grown (raw and qcow2). Then, as qemu-img
+ * commit does, `im` is emptied (every cluster of the active table unallocated, so it
+ * reads through to the backing file), unless opts->keep. opts NULL = defaults.
+ * Requires a writable `im` with a backing file.
  */
-int qcow2_commit(struct img *im, char *err, size_t errlen) WUR;
+int qcow2_commit(struct img *im, const struct qcow2_commit_opts *opts, char *err,
+		 size_t errlen) WUR;
+
+/*
+ * Write guest [off, off+len) as one compressed cluster (`vireo img convert -c`): off is
+ * cluster-aligned and len is the cluster size, or what is left of the disk for its last
+ * cluster (the rest reads as zeroes). Data that does not compress smaller than a cluster
+ * is written as a normal cluster. Compressed clusters share host clusters (byte-packed).
+ * A later normal write to the cluster decompresses it (copy-on-write).
+ */
+int qcow2_write_compressed(struct img *im, const void *buf, size_t len, uint64_t off) WUR;
 
 /* Facts for `vireo img info`. Strings point into the image's state (valid until close). */
 struct qcow2_info {

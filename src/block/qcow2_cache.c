@@ -97,8 +97,8 @@ int qcow2_cache_get(struct qcow2_state *s, struct qcow2_cache *c, uint64_t off, 
 			return ret;
 		if (off % c->size || off > fsize || c->size > fsize - off ||
 		    qcow2_overlaps_meta(s, off, c->size)) {
-			vlog_rl("qcow2 '%s': L2 table offset 0x%llx unaligned, beyond end of file "
-				"or overlapping metadata", s->im->path, (unsigned long long)off);
+			img_report(s->im, "L2 table offset 0x%llx unaligned, beyond end of file "
+				   "or overlapping metadata", (unsigned long long)off);
 			return -EIO;
 		}
 	}

@@ -25,6 +25,7 @@ struct walk {
 	struct qcow2_check_result *res;
 	uint8_t *buf; /* one cluster */
 	uint64_t fsize;
+	uint64_t end; /* 1 + the last cluster with a stored refcount or a reference */
 };
 
 void qcow2_check_note_alloc(struct qcow2_state *s, uint64_t c)
@@ -170,7 +171,7 @@ static int walk_all(struct walk *w)
 }
 
 /* Stored vs found, for every cluster that has either. */
-static int compare_refcounts(struct walk *w, bool repair)
+static int compare_refcounts(struct walk *w, enum qcow2_repair mode)
 {
 	struct qcow2_state *s = w->s;
 	uint64_t rb = s->rb_entries;
@@ -189,6 +190,8 @@ static int compare_refcounts(struct walk *w, bool repair)
 				break;
 			if (has_block)
 				ret = qcow2_rc_get(s, c, &stored);
+			if (!ret && (stored || found))
+				w->end = c + 1;
 			if (ret || stored == found)
 				continue;
 			vdebug("qcow2 check: cluster %llu refcount %llu, references %llu",
@@ -198,7 +201,7 @@ static int compare_refcounts(struct walk *w, bool repair)
 				w->res->leaks++;
 			else
 				w->res->corruptions++;
-			if (!repair)
+			if (mode == QCOW2_REPAIR_NONE || (mode == QCOW2_REPAIR_LEAKS && stored < found))
 				continue;
 			if (found > qcow2_rc_max(s))
 				continue; /* cannot be represented: stays a corruption */
@@ -264,13 +267,17 @@ static int check_copied(struct walk *w, bool repair)
 	return ret;
 }
 
-int qcow2_check_locked(struct qcow2_state *s, bool repair, struct qcow2_check_result *res)
+int qcow2_check_locked(struct qcow2_state *s, enum qcow2_repair mode,
+		       struct qcow2_check_result *res)
 {
 	struct walk w = { .s = s, .res = res };
 	uint64_t cs = s->cluster_size;
+	bool repair = mode != QCOW2_REPAIR_NONE;
 	int ret;
 
 	memset(res, 0, sizeof(*res));
+	if (mode != QCOW2_REPAIR_NONE && mode != QCOW2_REPAIR_LEAKS && mode != QCOW2_REPAIR_ALL)
+		return -EINVAL;
 	if (repair && s->im->readonly)
 		return -EROFS;
 	ret = qcow2_meta_flush(s);
@@ -295,9 +302,9 @@ int qcow2_check_locked(struct qcow2_state *s, bool repair, struct qcow2_check_re
 		s->chk = &w.ctx; /* allocations during repair must avoid what is in use */
 		qcow2_cache_drop_all(&s->l2c);
 	}
-	ret = compare_refcounts(&w, repair);
-	if (!ret)
-		ret = check_copied(&w, repair);
+	ret = compare_refcounts(&w, mode);
+	if (!ret) /* a wrong COPIED flag is a corruption: only -r all touches it */
+		ret = check_copied(&w, mode == QCOW2_REPAIR_ALL);
 	if (!ret && repair)
 		ret = qcow2_meta_flush(s);
 	s->chk = NULL;
@@ -310,11 +317,7 @@ int qcow2_check_locked(struct qcow2_state *s, bool repair, struct qcow2_check_re
 	}
 	if (!ret && w.ctx.oom)
 		ret = -ENOMEM;
-	for (uint64_t c = w.ctx.n; c > 0; c--)
-		if (w.ctx.refs[c - 1]) {
-			res->image_end_offset = c * cs;
-			break;
-		}
+	res->image_end_offset = w.end * cs; /* as qemu-img: leaked clusters count too */
 out:
 	s->chk = NULL;
 	free(w.ctx.refs);
@@ -323,7 +326,7 @@ out:
 	return ret;
 }
 
-int qcow2_check(struct img *im, bool repair, struct qcow2_check_result *res)
+int qcow2_check_repair(struct img *im, enum qcow2_repair mode, struct qcow2_check_result *res)
 {
 	struct qcow2_state *s;
 	int ret;
@@ -332,7 +335,12 @@ int qcow2_check(struct img *im, bool repair, struct qcow2_check_result *res)
 		return -EINVAL;
 	s = im->priv;
 	pthread_rwlock_wrlock(&s->io_lock);
-	ret = qcow2_check_locked(s, repair, res);
+	ret = qcow2_check_locked(s, mode, res);
 	pthread_rwlock_unlock(&s->io_lock);
 	return ret;
+}
+
+int qcow2_check(struct img *im, bool repair, struct qcow2_check_result *res)
+{
+	return qcow2_check_repair(im, repair ? QCOW2_REPAIR_ALL : QCOW2_REPAIR_NONE, res);
 }

@@ -50,9 +50,8 @@ static const char *l2e_problem(struct qcow2_state *s, uint64_t e, uint64_t l2_of
 	if (e & QCOW2_L2_RESERVED || (s->version < 3 && (e & QCOW2_OFLAG_ZERO)))
 		return "reserved bits set";
 	off = e & QCOW2_OFFSET_MASK;
-	if (!off)
-		return (e & QCOW2_OFLAG_COPIED) && !(e & QCOW2_OFLAG_ZERO) ? "COPIED without offset"
-									   : NULL;
+	if (!off) /* a stray COPIED flag without an offset is harmless: unallocated (as qemu) */
+		return NULL;
 	if (off % cs)
 		return "unaligned cluster offset";
 	if (off >= fsize)
@@ -74,9 +73,9 @@ int qcow2_l2_validate(struct qcow2_state *s, const uint64_t *l2, uint64_t l2_off
 			continue;
 		why = l2e_problem(s, e, l2_off, fsize);
 		if (why) {
-			vlog_rl("qcow2 '%s': L2 table 0x%llx entry %llu (0x%llx): %s", s->im->path,
-				(unsigned long long)l2_off, (unsigned long long)i,
-				(unsigned long long)e, why);
+			img_report(s->im, "L2 table 0x%llx entry %llu (0x%llx): %s",
+				   (unsigned long long)l2_off, (unsigned long long)i,
+				   (unsigned long long)e, why);
 			if (!s->im->readonly)
 				qcow2_set_broken(s, "corrupt L2 table");
 			return -EIO;
@@ -119,6 +118,10 @@ static int read_backing(struct qcow2_state *s, const struct iovec *iov, int iovc
 	size_t blen = 0, got;
 	int n, ret;
 
+	if (!b && s->backing_file) { /* opened with IMG_O_NO_BACKING */
+		img_report(s->im, "backing file '%s' not opened", s->backing_file);
+		return -ENOLINK;
+	}
 	if (b && off < b->size)
 		blen = (size_t)MIN((uint64_t)len, b->size - off);
 	if (blen) {

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * qcow2 compressed clusters (read side): raw deflate (compression type 0) or zstd
- * frames (type 1). The caller holds s->comp_lock; the result stays in s->comp_out
- * until the next call, which makes sequential small reads of one cluster cheap.
+ * qcow2 compressed clusters, read side (writes: qcow2_compress_write.c): raw deflate
+ * (compression type 0) or zstd frames (type 1). The caller holds s->comp_lock; the
+ * result stays in s->comp_out until the next call, which makes sequential small reads of
+ * one cluster cheap.
  * Decompression must produce exactly one cluster or the cluster is reported as -EIO.
  */
 #include "block/qcow2_int.h"
@@ -87,8 +88,8 @@ int qcow2_decompress_cluster(struct qcow2_state *s, uint64_t l2e, uint8_t **out)
 	if (ret)
 		return ret;
 	if (len > 2 * s->cluster_size + 512 || off >= fsize) {
-		vlog_rl("qcow2 '%s': compressed cluster descriptor 0x%llx out of range",
-			s->im->path, (unsigned long long)l2e);
+		img_report(s->im, "compressed cluster descriptor 0x%llx out of range",
+			   (unsigned long long)l2e);
 		return -EIO;
 	}
 	s->comp_cached = 0;
@@ -97,8 +98,8 @@ int qcow2_decompress_cluster(struct qcow2_state *s, uint64_t l2e, uint8_t **out)
 		return ret;
 	ret = s->compression == QCOW2_COMPRESSION_ZSTD ? unzstd(s, len) : inflate_raw(s, len);
 	if (ret == -EIO)
-		vlog_rl("qcow2 '%s': compressed cluster at 0x%llx does not decompress",
-			s->im->path, (unsigned long long)off);
+		img_report(s->im, "compressed cluster at 0x%llx does not decompress",
+			   (unsigned long long)off);
 	if (ret)
 		return ret;
 	s->comp_cached = l2e;
@@ -108,6 +109,7 @@ int qcow2_decompress_cluster(struct qcow2_state *s, uint64_t l2e, uint8_t **out)
 
 void qcow2_compress_fini(struct qcow2_state *s)
 {
+	qcow2_compress_write_fini(s);
 	if (s->zs_ready)
 		inflateEnd(&s->zs);
 	s->zs_ready = false;

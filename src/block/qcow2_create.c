@@ -95,6 +95,10 @@ static int build_header(uint8_t *h, const struct qcow2_create_opts *o, uint64_t 
 	if (v >= 3) {
 		img_put_be32(h + 96, rorder);
 		img_put_be32(h + 100, hl);
+		if (o->compression && !strcmp(o->compression, "zstd")) {
+			img_put_be64(h + 72, QCOW2_INCOMPAT_COMPRESSION);
+			h[104] = QCOW2_COMPRESSION_ZSTD;
+		}
 	}
 	if (o->backing_file) {
 		size_t fl = strlen(o->backing_fmt), bl = strlen(o->backing_file);
@@ -127,7 +131,8 @@ static int create_file(const char *path, const struct qcow2_create_opts *o, char
 	if (l1_size * 8 > QCOW2_MAX_L1_BYTES)
 		return seterr(err, errlen, path, "virtual size too large for this cluster size",
 			      -EFBIG);
-	L = ALIGN_UP(MAX(l1_size, 1) * 8, cs) / cs;
+	/* An empty disk has no L1 table at all (offset 0): a reserved one would leak. */
+	L = ALIGN_UP(l1_size * 8, cs) / cs;
 	for (int i = 0; i < 32; i++) {
 		total = 1 + T + B + L;
 		uint64_t nb = (total + rb - 1) / rb, nt = ALIGN_UP(nb * 8, cs) / cs;
@@ -151,7 +156,8 @@ static int create_file(const char *path, const struct qcow2_create_opts *o, char
 		ret = buf ? -errno : -ENOMEM;
 		goto out;
 	}
-	ret = build_header(buf, o, cs, cbits, rorder, (uint32_t)l1_size, cs, T, (1 + T + B) * cs);
+	ret = build_header(buf, o, cs, cbits, rorder, (uint32_t)l1_size, cs, T,
+			   L ? (1 + T + B) * cs : 0);
 	if (ret) {
 		seterr(err, errlen, path, "backing file name too long", ret);
 		goto out;
@@ -244,6 +250,10 @@ int qcow2_create(const char *path, const struct qcow2_create_opts *opts, char *e
 	    (o.version == 2 && o.refcount_bits != 16))
 		return seterr(err, errlen, path, "refcount bits must be a power of two 1..64 "
 						 "(16 for version 2)", -EINVAL);
+	if (o.compression && strcmp(o.compression, "zlib") &&
+	    (strcmp(o.compression, "zstd") || o.version != 3))
+		return seterr(err, errlen, path, "compression type must be zlib, or zstd (version 3)",
+			      -EINVAL);
 	if (o.backing_file) {
 		o.backing_fmt = o.backing_fmt ? o.backing_fmt : "raw";
 		if (!known_format(o.backing_fmt))
@@ -308,7 +318,8 @@ static int resize_locked(struct qcow2_state *s, uint64_t new_size)
 			free(raw);
 			return -ENOMEM;
 		}
-		memcpy(l1, s->l1, (size_t)s->l1_size * 8);
+		if (s->l1_size) /* an empty disk has no table at all */
+			memcpy(l1, s->l1, (size_t)s->l1_size * 8);
 		for (uint64_t i = 0; i < need; i++)
 			img_put_be64(raw + 8 * i, l1[i]);
 		ret = qcow2_meta_flush(s);
@@ -366,7 +377,8 @@ int qcow2_resize(struct img *im, uint64_t new_size)
 }
 
 /* Copy this image's own clusters into b (writable backing). Exclusive lock held. */
-static int commit_into(struct qcow2_state *s, struct img *b, uint8_t *buf, size_t bufsz)
+static int commit_into(struct qcow2_state *s, struct img *b, uint8_t *buf, size_t bufsz,
+		       const struct qcow2_commit_opts *o)
 {
 	uint64_t cs = s->cluster_size, ncl = (s->im->size + cs - 1) / cs, e[64], got;
 	struct iovec v = { buf, 0 };
@@ -396,14 +408,19 @@ static int commit_into(struct qcow2_state *s, struct img *b, uint8_t *buf, size_
 			i = j;
 		}
 		gcl += got;
+		if (o->progress && !ret)
+			o->progress(o->opaque, MIN(gcl * cs, s->im->size), s->im->size);
 	}
 	if (!ret)
 		ret = img_flush(b);
 	return ret;
 }
 
-int qcow2_commit(struct img *im, char *err, size_t errlen)
+int qcow2_commit(struct img *im, const struct qcow2_commit_opts *opts, char *err,
+		 size_t errlen)
 {
+	static const struct qcow2_commit_opts defaults;
+	const struct qcow2_commit_opts *o = opts ? opts : &defaults;
 	struct qcow2_state *s;
 	const char *fmt;
 	struct img *b = NULL;
@@ -449,9 +466,15 @@ int qcow2_commit(struct img *im, char *err, size_t errlen)
 			goto reopen;
 		}
 	}
-	ret = commit_into(s, b, buf, 1u << 20);
-	if (ret)
-		seterr(err, errlen, im->path, "writing into the backing file failed", ret);
+	ret = commit_into(s, b, buf, 1u << 20, o);
+	if (ret) {
+		char why[320], msg[400];
+		img_last_error(b, why, sizeof(why));
+		if (!why[0])
+			img_last_error(im, why, sizeof(why));
+		snprintf(msg, sizeof(msg), "commit failed: %s", why[0] ? why : strerror(-ret));
+		seterr(err, errlen, im->path, msg, ret);
+	}
 reopen:
 	img_close(b);
 	ret2 = img_open_backing(im, s->backing_file, fmt, &im->backing, sub, sizeof(sub));
@@ -459,6 +482,15 @@ reopen:
 		qcow2_set_broken(s, "backing file could not be reopened after commit");
 		if (!ret)
 			ret = seterr(err, errlen, im->path, sub, ret2);
+	} else if (!ret && !o->keep) {
+		/* The backing file holds (and flushed) everything: drop this image's copy. */
+		uint64_t cs = s->cluster_size;
+		ret = qcow2_unmap_clusters(s, 0, ALIGN_UP(im->size, cs) / cs);
+		if (!ret)
+			ret = qcow2_meta_flush(s);
+		if (ret)
+			seterr(err, errlen, im->path,
+			       "committed, but emptying the image afterwards failed", ret);
 	}
 	pthread_rwlock_unlock(&s->io_lock);
 	free(buf);

@@ -137,6 +137,12 @@ struct qcow2_state {
 	bool zs_ready;
 	ZSTD_DCtx *zctx;
 	uint64_t comp_cached; /* descriptor whose data is in comp_out (0 = none) */
+	/* compressed writes (exclusive lock): contexts, buffers, the next free byte */
+	z_stream czs;
+	bool czs_ready;
+	ZSTD_CCtx *zcctx;
+	uint8_t *cw_in, *cw_out;
+	uint64_t comp_next; /* inside a host cluster compressed data owns; 0 = none */
 	bool broken; /* metadata inconsistency seen: no more writes */
 };
 
@@ -224,6 +230,8 @@ int qcow2_fix_copied(struct qcow2_state *s) WUR;
 /* qcow2_compress.c */
 int qcow2_decompress_cluster(struct qcow2_state *s, uint64_t l2e, uint8_t **out) WUR;
 void qcow2_compress_fini(struct qcow2_state *s);
+/* qcow2_compress_write.c */
+void qcow2_compress_write_fini(struct qcow2_state *s);
 
 /* qcow2_snapshot.c */
 int qcow2_snapshot_load(struct qcow2_state *s, uint64_t file_size, char *err,
@@ -237,6 +245,7 @@ int qcow2_read_l1(struct qcow2_state *s, uint64_t off, uint32_t n, uint64_t **ou
 /* qcow2_check.c */
 /* A cluster allocated for refcount metadata while a repair runs: count it as used. */
 void qcow2_check_note_alloc(struct qcow2_state *s, uint64_t cluster);
-int qcow2_check_locked(struct qcow2_state *s, bool repair, struct qcow2_check_result *res) WUR;
+int qcow2_check_locked(struct qcow2_state *s, enum qcow2_repair mode,
+		       struct qcow2_check_result *res) WUR;
 
 #endif

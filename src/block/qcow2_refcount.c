@@ -317,6 +317,8 @@ int qcow2_rc_set(struct qcow2_state *s, uint64_t cluster, uint64_t rc)
 	qcow2_cache_mark_dirty(&s->rbc, idx);
 	qcow2_cache_put(&s->rbc, idx);
 	if (!rc) {
+		if (s->comp_next && s->comp_next >> s->cluster_bits == cluster)
+			s->comp_next = 0; /* freed: compressed writes must not append there */
 		if (cluster < s->free_hint)
 			s->free_hint = cluster;
 		qcow2_cache_drop(&s->l2c, cluster * s->cluster_size);

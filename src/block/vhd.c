@@ -188,7 +188,7 @@ static int vhd_read_block(struct img *im, struct vhd_state *s, uint8_t *buf, uin
 	}
 	base = (uint64_t)e * 512;
 	if (base >= s->fsize || last / 8 - first / 8 + 1 > sizeof(bitmap)) {
-		vlog_rl("vhd '%s': block %llu beyond end of file", im->path, (unsigned long long)bi);
+		img_report(im, "block %llu beyond end of file", (unsigned long long)bi);
 		return -EIO;
 	}
 	ret = img_file_pread(im, bitmap, last / 8 - first / 8 + 1, base + first / 8);
@@ -273,6 +273,9 @@ static int vhd_map(struct img *im, uint64_t off, uint64_t len, struct img_extent
 		ext->len = MIN(len, (bi + 1) * s->block - off);
 		if (bi >= s->bat_n || s->bat[bi] == VHD_UNALLOC)
 			ext->kind = IMG_EXT_ZERO;
+		else /* the block's data follows its sector bitmap (absent sectors read 0) */
+			ext->host_offset = (uint64_t)s->bat[bi] * 512 + s->bitmap_bytes +
+					   off % s->block;
 	} else {
 		ext->host_offset = off;
 	}

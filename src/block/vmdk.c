@@ -5,7 +5,9 @@
  * (monolithicFlat, twoGbMaxExtent*). Extent files are resolved against the descriptor's
  * directory. Refused with a clear error: delta links (parentCID), compressed or
  * streamOptimized extents, VMFS sparse extents, NOACCESS extents.
- * Unallocated grains read as zeroes. Writes never reach here (format is read-only).
+ * Unallocated grains read as zeroes, and map reports them as zero (allocated grains as
+ * data, with their offset when in the descriptor's own file). Writes never reach here
+ * (format is read-only).
  */
 #include "block/img_priv.h"
 #include "common/log.h"
@@ -147,6 +149,41 @@ static int sparse_open(struct img *im, struct vmdk_extent *x, uint64_t *capacity
 	return ret;
 }
 
+/* Grain table entry of grain g (0: unallocated, or a zero grain: *zero), x->lock held. */
+static int sparse_gte(struct img *im, struct vmdk_extent *x, uint64_t g, uint64_t *gte,
+		      bool *zero)
+{
+	uint64_t gdi = g / x->gt_n;
+	int ret;
+
+	*gte = 0;
+	*zero = false;
+	if (gdi >= x->gd_n || !x->gd[gdi])
+		return 0;
+	uint64_t gts = x->gd[gdi];
+	if (gts != x->gt_sector) {
+		if (gts > x->file_size / 512 || (uint64_t)x->gt_n * 4 > x->file_size - gts * 512) {
+			img_report(im, "grain table beyond end of file");
+			return -EIO;
+		}
+		x->gt_sector = 0;
+		ret = ext_pread(im, x, x->gt, (size_t)x->gt_n * 4, gts * 512);
+		if (ret)
+			return ret;
+		x->gt_sector = gts;
+	}
+	*gte = img_le32(&x->gt[g % x->gt_n]);
+	if (*gte == 1 && x->zero_gte) {
+		*gte = 0;
+		*zero = true;
+	}
+	if (*gte > x->file_size / 512) {
+		img_report(im, "grain beyond end of file");
+		return -EIO;
+	}
+	return 0;
+}
+
 static int sparse_read(struct img *im, struct vmdk_extent *x, uint8_t *buf, uint64_t off,
 		       size_t len)
 {
@@ -154,41 +191,51 @@ static int sparse_read(struct img *im, struct vmdk_extent *x, uint8_t *buf, uint
 
 	pthread_mutex_lock(&x->lock);
 	while (len && !ret) {
-		uint64_t g = off / x->grain, in = off % x->grain;
+		uint64_t g = off / x->grain, in = off % x->grain, gte;
 		size_t n = (size_t)MIN((uint64_t)len, x->grain - in);
-		uint64_t gdi = g / x->gt_n, gte = 0;
+		bool zero;
 
-		if (gdi < x->gd_n && x->gd[gdi]) {
-			uint64_t gts = x->gd[gdi];
-			if (gts != x->gt_sector) {
-				if (gts > x->file_size / 512 ||
-				    (uint64_t)x->gt_n * 4 > x->file_size - gts * 512) {
-					vlog_rl("vmdk '%s': grain table beyond end of file", im->path);
-					ret = -EIO;
-					break;
-				}
-				x->gt_sector = 0;
-				ret = ext_pread(im, x, x->gt, (size_t)x->gt_n * 4, gts * 512);
-				if (ret)
-					break;
-				x->gt_sector = gts;
-			}
-			gte = img_le32(&x->gt[g % x->gt_n]);
-		}
-		if (gte == 0 || (gte == 1 && x->zero_gte)) {
+		ret = sparse_gte(im, x, g, &gte, &zero);
+		if (ret)
+			break;
+		if (gte == 0)
 			memset(buf, 0, n);
-		} else if (gte > x->file_size / 512) {
-			vlog_rl("vmdk '%s': grain beyond end of file", im->path);
-			ret = -EIO;
-		} else {
+		else
 			ret = ext_pread(im, x, buf, n, gte * 512 + in);
-		}
 		buf += n;
 		off += n;
 		len -= n;
 	}
 	pthread_mutex_unlock(&x->lock);
 	return ret;
+}
+
+/* A run of grains from extent offset `in` (at most len bytes) of one kind: unallocated,
+ * zero grains, or allocated and contiguous in the file. Its kind, length, first host byte. */
+static int sparse_map(struct img *im, struct vmdk_extent *x, uint64_t in, uint64_t len,
+		      struct img_extent *ext)
+{
+	uint64_t g = in / x->grain, end = in + len, gte, first, n = 0;
+	bool zero0, zero;
+	int ret;
+
+	pthread_mutex_lock(&x->lock);
+	ret = sparse_gte(im, x, g, &first, &zero0);
+	while (!ret && (g + n + 1) * x->grain < end && n < 4096) {
+		ret = sparse_gte(im, x, g + n + 1, &gte, &zero);
+		if (ret || zero != zero0 ||
+		    (first ? gte != first + (n + 1) * (x->grain / 512) : gte != 0))
+			break;
+		n++;
+	}
+	pthread_mutex_unlock(&x->lock);
+	if (ret)
+		return ret;
+	ext->len = MIN(end, (g + n + 1) * x->grain) - in;
+	/* An unallocated grain reads as zeroes: nothing below a vmdk without parents. */
+	ext->kind = first ? IMG_EXT_DATA : zero0 ? IMG_EXT_ZERO : IMG_EXT_UNALLOCATED;
+	ext->host_offset = first && x->fd == im->fd ? first * 512 + in % x->grain : 0;
+	return 0;
 }
 
 static int add_extent(struct vmdk_state *s, struct vmdk_extent **out)
@@ -435,10 +482,27 @@ static int vmdk_flush(struct img *im)
 
 static int vmdk_map(struct img *im, uint64_t off, uint64_t len, struct img_extent *ext)
 {
-	(void)im;
+	struct vmdk_state *s = im->priv;
+
 	ext->offset = off;
 	ext->len = len;
-	ext->kind = IMG_EXT_DATA;
+	ext->kind = IMG_EXT_ZERO; /* past every extent: reads as zeroes */
+	ext->depth = 0;
+	ext->host_offset = 0;
+	for (unsigned i = 0; i < s->n; i++) {
+		struct vmdk_extent *x = &s->ext[i];
+		if (off < x->start || off - x->start >= x->len)
+			continue;
+		uint64_t in = off - x->start, n = MIN(len, x->len - in);
+		ext->len = n;
+		if (x->type == VX_ZERO)
+			return 0;
+		if (x->type == VX_SPARSE)
+			return sparse_map(im, x, in, n, ext);
+		ext->kind = IMG_EXT_DATA;
+		ext->host_offset = x->fd == im->fd ? x->file_off + in : 0;
+		return 0;
+	}
 	return 0;
 }
 

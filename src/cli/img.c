@@ -249,17 +249,27 @@ int img_cli_open(const char *cmd, const char *path, const char *fmt, unsigned fl
 		*probed = !fmt;
 	if (!fmt) {
 		fmt = img_probe_format(path);
-		if (!strcmp(fmt, "qcow2") && qcow2_names_backing(path))
+		if (!(flags & IMG_O_NO_BACKING) && !strcmp(fmt, "qcow2") &&
+		    qcow2_names_backing(path))
 			return img_fail(
 			    cmd,
 			    "image '%s': looks like qcow2 with a backing file; a guessed "
 			    "format never opens a backing file: name it with -f qcow2",
 			    path);
 	}
-	ret = img_open(out, path, fmt, flags, err, sizeof(err));
+	ret = img_open(out, path, fmt, flags | IMG_O_QUIET, err, sizeof(err));
 	if (ret)
 		return img_fail(cmd, "%s", err[0] ? err : strerror(-ret));
 	return 0;
+}
+
+const char *img_req_error(struct img *im, int ret, char *buf, size_t len)
+{
+	img_last_error(im, buf, len);
+	if ((ret == -EIO || ret == -ENOLINK) && buf[0])
+		return buf;
+	snprintf(buf, len, "%s", strerror(-ret));
+	return buf;
 }
 
 const char *img_fmt_name(const struct img *im)

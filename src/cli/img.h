@@ -11,7 +11,8 @@
  *
  * Formats: a format given with -f is trusted. Without -f the format is guessed
  * (img_probe_format), and a guess is never used to follow a backing file: a guessed qcow2
- * that names one is refused until the format is named (see img_cli_open).
+ * that names one is refused until the format is named (see img_cli_open), except where no
+ * backing file is opened at all (info without --backing-chain: IMG_O_NO_BACKING).
  */
 #ifndef VIREO_CLI_IMG_H
 #define VIREO_CLI_IMG_H
@@ -79,11 +80,19 @@ uint64_t img_disk_usage(const char *path);
 
 /*
  * Open path for command cmd: as `fmt` when given; else as the guessed format (*probed set
- * true), refusing a guessed qcow2 that names a backing file. On failure prints the error
- * ("vireo: img <cmd>: image 'x': ...") and returns an exit status; 0 on success.
+ * true), refusing a guessed qcow2 that names a backing file (unless flags has
+ * IMG_O_NO_BACKING, which opens no backing file). Always IMG_O_QUIET: problems found in
+ * the image are printed by the command (img_req_error), not logged. On failure prints the
+ * error ("vireo: img <cmd>: image 'x': ...") and returns an exit status; 0 on success.
  */
 int img_cli_open(const char *cmd, const char *path, const char *fmt, unsigned flags,
 		 struct img **out, bool *probed);
+/*
+ * Why a request on im failed, for a message: the reason the image recorded
+ * (img_last_error: "L2 table 0x... entry 3 (...): cluster offset beyond end of file") when
+ * ret is -EIO or -ENOLINK and there is one, else strerror(-ret). Written into buf.
+ */
+const char *img_req_error(struct img *im, int ret, char *buf, size_t len);
 /* The format name of an open image ("raw", "qcow2", ...). */
 const char *img_fmt_name(const struct img *im);
 
@@ -102,6 +111,7 @@ struct img_create_spec {
 	uint64_t size;
 	bool size_set;
 	unsigned cluster_size, version, refcount_bits; /* 0 = qcow2_create's defaults */
+	const char *compression;		       /* "zlib", "zstd"; NULL = zlib */
 	enum img_prealloc prealloc;
 	const char *backing, *backing_fmt;
 	bool unsafe;		/* -u: do not open the backing file */

@@ -7,8 +7,8 @@
  * "Corruptions" here are every error the check counts: refcounts lower than the
  * references, wrong COPIED flags, reserved bits, table entries outside the file and
  * clusters used twice (out_of_range and overlaps, which repair never changes).
- * qcow2_check repairs leaks and corruptions together, so -r leaks repairs only an image
- * whose sole problem is leaks (or a dirty flag); with corruptions it changes nothing.
+ * As qemu-img: -r leaks repairs leaked clusters only (corruptions are left and reported),
+ * -r all repairs both.
  */
 #include "cli/img.h"
 #include "cli/cli.h"
@@ -21,7 +21,7 @@ static void usage_check(FILE *f)
 	fprintf(f, "Usage: vireo img check [-f FMT] [-r leaks|all] [--json] [-U] [-q] FILE\n"
 		   "\n"
 		   "Check a qcow2 image's metadata: refcounts against references, flags, offsets.\n"
-		   "  -r leaks   repair leaked clusters (only when there is nothing worse)\n"
+		   "  -r leaks   repair leaked clusters only (corruptions are left alone)\n"
 		   "  -r all     repair leaks, refcounts that are too low and COPIED flags\n"
 		   "  --json     JSON output (also --output=json)\n"
 		   "  -U         do not take the image lock (results may be inconsistent)\n"
@@ -45,8 +45,7 @@ static int check_status(const struct qcow2_check_result *r)
 	return CLI_EXIT_OK;
 }
 
-static void report_human(const struct qcow2_check_result *r, const struct qcow2_check_result *fix,
-			 bool skipped_leaks)
+static void report_human(const struct qcow2_check_result *r, const struct qcow2_check_result *fix)
 {
 	uint64_t errs = errors_of(r), leaks = r->leaks;
 
@@ -70,9 +69,6 @@ static void report_human(const struct qcow2_check_result *r, const struct qcow2_
 		printf("\n%llu leaked clusters were found on the image.\n"
 		       "This means waste of disk space, but no harm to data.\n",
 		       (unsigned long long)leaks);
-	if (skipped_leaks)
-		printf("Leaked clusters were not repaired: '-r leaks' leaves an image with "
-		       "corruptions alone (use '-r all').\n");
 	if (!errs && !leaks)
 		printf("No errors were found on the image.\n");
 	if (r->total_clusters)
@@ -123,7 +119,7 @@ static const struct option check_opts[] = {
 int img_cmd_check(int argc, char **argv)
 {
 	const char *cmd = "check", *fmt = NULL, *mode = NULL;
-	bool json = false, quiet = false, skipped = false, repaired = false;
+	bool json = false, quiet = false, repaired = false;
 	unsigned flags = IMG_O_RDONLY;
 	struct qcow2_check_result r, fix = {0};
 	struct qcow2_info qi;
@@ -193,12 +189,10 @@ int img_cmd_check(int argc, char **argv)
 	if (ret)
 		goto failed;
 	if (mode) {
-		bool bad = errors_of(&r) || r.corruptions;
-		bool want = r.leaks || r.corruptions || qi.dirty || qi.corrupt;
-		if (bad && !strcmp(mode, "leaks")) {
-			skipped = r.leaks != 0;
-		} else if (want) {
-			ret = qcow2_check(im, true, &fix);
+		bool all = !strcmp(mode, "all");
+		bool want = r.leaks || qi.dirty || (all && (r.corruptions || qi.corrupt));
+		if (want) {
+			ret = qcow2_check_repair(im, all ? QCOW2_REPAIR_ALL : QCOW2_REPAIR_LEAKS, &fix);
 			repaired = !ret;
 			if (!ret)
 				ret = img_flush(im);
@@ -211,11 +205,15 @@ int img_cmd_check(int argc, char **argv)
 	if (!quiet && json)
 		report_json(im, &r, repaired ? &fix : NULL);
 	else if (!quiet)
-		report_human(&r, repaired ? &fix : NULL, skipped);
+		report_human(&r, repaired ? &fix : NULL);
 	img_close(im);
 	return check_status(&r);
 failed:
-	img_fail(cmd, "image '%s': the check could not complete: %s", im->path, strerror(-ret));
+	{
+		char why[320];
+		img_fail(cmd, "image '%s': the check could not complete: %s", im->path,
+			 img_req_error(im, ret, why, sizeof(why)));
+	}
 	img_close(im);
 	return CLI_EXIT_ERROR;
 }

@@ -8,6 +8,10 @@
  * they stay holes (raw) or unallocated clusters (qcow2). A freshly created target reads
  * as zeroes everywhere, which is what makes skipping correct; an existing block device
  * target gets explicit write-zeroes instead.
+ *
+ * -c (qcow2 only) writes every non-zero cluster of DST compressed, as qemu-img does
+ * (qcow2_write_compressed; what does not compress smaller is written plainly), with the
+ * compression type of -o compression_type=zlib|zstd.
  */
 #include "cli/img.h"
 #include "cli/cli.h"
@@ -25,7 +29,7 @@ static void usage_convert(FILE *f)
 	fprintf(
 	    f,
 	    "Usage: vireo img convert [-f FMT] [-O raw|qcow2] [-o OPTIONS] [-S SIZE] [-t CACHE]\n"
-	    "                         [-p] [-q] [-U] SRC DST\n"
+	    "                         [-c] [-p] [-q] [-U] SRC DST\n"
 	    "\n"
 	    "Copy the guest-visible contents of SRC (raw, qcow2 with its backing files, vmdk,\n"
 	    "vhd) into a new image DST, leaving zero ranges unallocated.\n"
@@ -35,6 +39,7 @@ static void usage_convert(FILE *f)
 	    "  -S SIZE     zero runs of at least SIZE bytes are not written (default 4K;\n"
 	    "              0 writes everything: a fully allocated DST)\n"
 	    "  -t CACHE    DST's cache mode: writeback (default), writethrough, none, unsafe\n"
+	    "  -c          compress DST's clusters (qcow2; -o compression_type=zlib|zstd)\n"
 	    "  -p          show progress (default when stderr is a terminal)\n"
 	    "  -q          quiet: no progress\n"
 	    "  -U          do not take SRC's lock\n"
@@ -71,6 +76,7 @@ static void progress_end(struct progress *p)
 struct conv {
 	const char *cmd;
 	char msg[640]; /* the error, printed once the progress line is closed */
+	char why[320]; /* img_req_error's text */
 	struct img *src, *dst;
 	uint8_t *buf;
 	size_t sparse;	/* 0: write everything */
@@ -85,6 +91,47 @@ static bool buf_zero(const uint8_t *p, size_t len)
 }
 
 #define CONV_ERR(c, ...) (snprintf((c)->msg, sizeof((c)->msg), __VA_ARGS__), -EIO)
+
+/* -c: DST cluster by cluster (cs divides CONV_BUF), all-zero clusters left unallocated. */
+static int conv_copy_compressed(struct conv *c, uint64_t cs)
+{
+	uint64_t size = c->src->size, off = 0;
+	struct img_extent ext;
+	int ret;
+
+	while (off < size) {
+		ret = img_map(c->src, off, size - off, &ext);
+		if (ret || ext.len == 0 || ext.len > size - off)
+			return CONV_ERR(c, "image '%s': cannot map offset %llu: %s", c->src->path,
+					(unsigned long long)off,
+					img_req_error(c->src, ret ? ret : -EIO, c->why, sizeof(c->why)));
+		uint64_t skip = ext.kind == IMG_EXT_DATA ? off : ALIGN_DOWN(off + ext.len, cs);
+		if (skip > off) { /* whole DST clusters that read as zeroes */
+			off = skip;
+			progress_show(&c->prog, off);
+			continue;
+		}
+		size_t n = (size_t)MIN(size - off, (uint64_t)CONV_BUF);
+		ret = img_pread(c->src, c->buf, n, off);
+		if (ret)
+			return CONV_ERR(c, "image '%s': read error at offset %llu: %s", c->src->path,
+					(unsigned long long)off,
+					img_req_error(c->src, ret, c->why, sizeof(c->why)));
+		for (size_t pos = 0; pos < n; pos += (size_t)cs) {
+			size_t len = (size_t)MIN((uint64_t)(n - pos), cs);
+			if (buf_zero(c->buf + pos, len))
+				continue;
+			ret = qcow2_write_compressed(c->dst, c->buf + pos, len, off + pos);
+			if (ret)
+				return CONV_ERR(c, "image '%s': write error at offset %llu: %s",
+						c->dst->path, (unsigned long long)(off + pos),
+						img_req_error(c->dst, ret, c->why, sizeof(c->why)));
+		}
+		off += n;
+		progress_show(&c->prog, off);
+	}
+	return 0;
+}
 
 /* Write [off, off+len) of buf to DST, skipping (or zeroing) all-zero blocks. */
 static int conv_write(struct conv *c, const uint8_t *buf, uint64_t off, size_t len)
@@ -123,7 +170,8 @@ static int conv_copy(struct conv *c)
 		ret = img_map(c->src, off, size - off, &ext);
 		if (ret)
 			return CONV_ERR(c, "image '%s': cannot map offset %llu: %s", c->src->path,
-					(unsigned long long)off, strerror(-ret));
+					(unsigned long long)off,
+					img_req_error(c->src, ret, c->why, sizeof(c->why)));
 		if (ext.len == 0 || ext.len > size - off)
 			return CONV_ERR(c,
 					"image '%s': map of offset %llu returned a bad "
@@ -135,7 +183,7 @@ static int conv_copy(struct conv *c)
 			if (ret)
 				return CONV_ERR(c, "image '%s': writing zeroes at %llu: %s",
 						c->dst->path, (unsigned long long)off,
-						strerror(-ret));
+						img_req_error(c->dst, ret, c->why, sizeof(c->why)));
 			off += ext.len;
 			progress_show(&c->prog, off);
 			continue;
@@ -146,12 +194,12 @@ static int conv_copy(struct conv *c)
 			if (ret)
 				return CONV_ERR(c, "image '%s': read error at offset %llu: %s",
 						c->src->path, (unsigned long long)off,
-						strerror(-ret));
+						img_req_error(c->src, ret, c->why, sizeof(c->why)));
 			ret = conv_write(c, c->buf, off, n);
 			if (ret)
 				return CONV_ERR(c, "image '%s': write error at offset %llu: %s",
 						c->dst->path, (unsigned long long)off,
-						strerror(-ret));
+						img_req_error(c->dst, ret, c->why, sizeof(c->why)));
 			off += n;
 			progress_show(&c->prog, off);
 		}
@@ -256,9 +304,8 @@ int img_cmd_convert(int argc, char **argv)
 	if ((dflags = cache_flags(cache)) == ~0u)
 		return img_usage_error(
 		    cmd, "-t '%s': expected writeback, writethrough, none or unsafe", cache);
-	if (compress)
-		return img_usage_error(cmd, "-c: compressed output is not supported (qcow2 "
-					    "clusters are written uncompressed)");
+	if (compress && strcmp(ofmt, "qcow2"))
+		return img_usage_error(cmd, "-c: compression needs -O qcow2");
 	img_create_spec_init(&spec, ofmt);
 	for (unsigned i = 0; i < nopt; i++) {
 		ret = img_create_parse_opts(cmd, &spec, optstr[i]);
@@ -298,7 +345,7 @@ int img_cmd_convert(int argc, char **argv)
 		if (ret)
 			goto out;
 	}
-	ret = img_open(&c.dst, dst, ofmt, dflags, err, sizeof(err));
+	ret = img_open(&c.dst, dst, ofmt, dflags | IMG_O_QUIET, err, sizeof(err));
 	if (ret) {
 		ret = img_fail(cmd, "%s", err[0] ? err : strerror(-ret));
 		goto out;
@@ -317,7 +364,14 @@ int img_cmd_convert(int argc, char **argv)
 	c.prog.on = !quiet && (progress || isatty(STDERR_FILENO));
 	c.prog.total = c.src->size;
 	progress_show(&c.prog, 0);
-	ret = conv_copy(&c);
+	if (compress) {
+		struct qcow2_info qi;
+		ret = qcow2_get_info(c.dst, &qi);
+		ret = ret ? CONV_ERR(&c, "image '%s': %s", dst, strerror(-ret))
+			  : conv_copy_compressed(&c, qi.cluster_size);
+	} else {
+		ret = conv_copy(&c);
+	}
 	if (!ret && (ret = img_flush(c.dst)))
 		(void)CONV_ERR(&c, "image '%s': flush failed: %s", dst, strerror(-ret));
 	progress_end(&c.prog);

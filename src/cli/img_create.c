@@ -56,8 +56,9 @@ static void usage_opts(FILE *f, const char *fmt)
 		   "  refcount_bits=N                1, 2, 4, 8, 16 (default), 32 or 64\n"
 		   "  backing_file=NAME              as -b\n"
 		   "  backing_fmt=FMT                as -F\n"
-		   "  lazy_refcounts=off, extended_l2=off, compression_type=zlib (accepted, the "
-		   "only choice)\n");
+		   "  compression_type=zlib|zstd     for compressed clusters (convert -c); zstd\n"
+		   "                                 needs compat=1.1 (default zlib)\n"
+		   "  lazy_refcounts=off, extended_l2=off (accepted, the only choice)\n");
 }
 
 void img_create_spec_init(struct img_create_spec *c, const char *fmt)
@@ -160,8 +161,13 @@ static int opt_one(const char *cmd, struct img_create_spec *c, char *kv)
 	}
 	if ((!strcmp(kv, "lazy_refcounts") || !strcmp(kv, "extended_l2")) && !strcmp(v, "off"))
 		return 0;
-	if (!strcmp(kv, "compression_type") && !strcmp(v, "zlib"))
+	if (!strcmp(kv, "compression_type")) {
+		if (strcmp(v, "zlib") && strcmp(v, "zstd"))
+			return img_usage_error(cmd, "-o compression_type='%s': expected zlib or zstd",
+					       v);
+		c->compression = v;
 		return 0;
+	}
 	if (!strcmp(kv, "lazy_refcounts") || !strcmp(kv, "extended_l2") ||
 	    !strcmp(kv, "compression_type"))
 		return img_usage_error(cmd, "-o %s=%s: not supported", kv, v);
@@ -205,6 +211,9 @@ int img_create_validate(const char *cmd, const struct img_create_spec *c)
 		return img_usage_error(cmd, "empty backing file name");
 	if (c->version == 2 && c->refcount_bits && c->refcount_bits != 16)
 		return img_usage_error(cmd, "compat=0.10 images have 16-bit refcounts");
+	if (c->version == 2 && c->compression && strcmp(c->compression, "zlib"))
+		return img_usage_error(cmd, "-o compression_type=%s: needs compat=1.1",
+				       c->compression);
 	return 0;
 }
 
@@ -338,6 +347,7 @@ static int create_qcow2(const char *cmd, const struct img_create_spec *c, const 
 	    .version = c->version,
 	    .refcount_bits = c->refcount_bits,
 	    .prealloc = pmap[c->prealloc],
+	    .compression = c->compression,
 	};
 	char err[768] = "";
 	int ret;

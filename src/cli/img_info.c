@@ -21,8 +21,9 @@ static void usage_info(FILE *f)
 		"Show an image's format, virtual size, disk usage, cluster size, backing file,\n"
 		"internal snapshots and dirty/corrupt flags.\n"
 		"  -f FMT            raw, qcow2, vmdk or vhd (else guessed, shown as '(probed)';\n"
-		"                    a guessed qcow2 with a backing file is refused)\n"
-		"  --backing-chain   also every backing file under it\n"
+		"                    a guessed qcow2 with --backing-chain is refused)\n"
+		"  --backing-chain   also every backing file under it (else no backing file is\n"
+		"                    opened: a missing one is no error)\n"
 		"  --json            JSON (an array with --backing-chain); also --output=json\n"
 		"  -U                do not take the image lock (image in use by a VM)\n");
 }
@@ -53,6 +54,19 @@ static int info_gather(const char *cmd, struct info_one *o)
 	return 0;
 }
 
+/* Where the backing file is, as the image resolves its name (relative: its folder). */
+static void backing_full(const struct img *im, const char *name, char *buf, size_t len)
+{
+	const char *slash = strrchr(im->path, '/');
+
+	if (im->backing)
+		snprintf(buf, len, "%s", im->backing->path);
+	else if (name[0] != '/' && slash)
+		snprintf(buf, len, "%.*s%s", (int)(slash - im->path + 1), im->path, name);
+	else
+		snprintf(buf, len, "%s", name);
+}
+
 static void info_human(const struct info_one *o)
 {
 	const struct img *im = o->im;
@@ -68,9 +82,10 @@ static void info_human(const struct info_one *o)
 		return;
 	printf("cluster_size: %u\n", o->q.cluster_size);
 	if (o->q.backing_file) {
-		if (im->backing && strcmp(im->backing->path, o->q.backing_file))
-			printf("backing file: %s (actual path: %s)\n", o->q.backing_file,
-			       im->backing->path);
+		char full[4200];
+		backing_full(im, o->q.backing_file, full, sizeof(full));
+		if (strcmp(full, o->q.backing_file))
+			printf("backing file: %s (actual path: %s)\n", o->q.backing_file, full);
 		else
 			printf("backing file: %s\n", o->q.backing_file);
 		printf("backing file format: %s\n", o->q.backing_fmt ? o->q.backing_fmt : "raw");
@@ -100,9 +115,10 @@ static void info_json(struct img_json *w, const struct info_one *o)
 	img_json_u64(w, "actual-size", img_disk_usage(im->path));
 	if (o->is_qcow2) {
 		if (o->q.backing_file) {
+			char full[4200];
+			backing_full(im, o->q.backing_file, full, sizeof(full));
 			img_json_str(w, "backing-filename", o->q.backing_file);
-			if (im->backing)
-				img_json_str(w, "full-backing-filename", im->backing->path);
+			img_json_str(w, "full-backing-filename", full);
 			img_json_str(w, "backing-filename-format",
 				     o->q.backing_fmt ? o->q.backing_fmt : "raw");
 		}
@@ -191,6 +207,10 @@ int img_cmd_info(int argc, char **argv)
 	ret = img_want_args(cmd, argc, argv, 1, 1, "FILE");
 	if (ret)
 		return ret;
+	/* As qemu-img: only --backing-chain opens the backing files, so the header of an
+	 * image whose backing file is missing can still be shown (a guessed format too). */
+	if (!chain)
+		flags |= IMG_O_NO_BACKING;
 	/* The flags are shown below; the driver's "opened a dirty image" warning is noise. */
 	lvl = vlog_get_level();
 	if (lvl < VLOG_INFO)

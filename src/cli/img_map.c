@@ -106,9 +106,12 @@ static int map_walk(const char *cmd, struct img *im, uint64_t off, uint64_t end,
 		struct map_ext e;
 		int ret = img_map(im, off, end - off, &ext);
 
-		if (ret)
+		if (ret) {
+			char why[320];
 			return img_fail(cmd, "image '%s': cannot map offset %llu: %s", im->path,
-					(unsigned long long)off, strerror(-ret));
+					(unsigned long long)off,
+					img_req_error(im, ret, why, sizeof(why)));
+		}
 		if (ext.len == 0 || ext.len > end - off)
 			return img_fail(cmd, "image '%s': map of offset %llu returned a bad extent",
 					im->path, (unsigned long long)off);

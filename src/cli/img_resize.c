@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * `vireo img resize` (raw: the file's length; qcow2: qcow2_resize) and `vireo img commit`
- * (qcow2_commit: the top image's clusters into its backing file).
+ * (qcow2_commit: the top image's clusters into its backing file, then the top emptied
+ * unless -d).
  */
 #include "cli/img.h"
 #include "cli/cli.h"
@@ -26,11 +27,13 @@ static void usage_resize(FILE *f)
 static void usage_commit(FILE *f)
 {
 	fprintf(f,
-		"Usage: vireo img commit [-f FMT] [-q] [-d] FILE\n"
+		"Usage: vireo img commit [-f FMT] [-d] [-p] [-q] FILE\n"
 		"\n"
 		"Write every cluster a qcow2 image holds (data and zeroes) into its backing file,\n"
-		"growing the backing file when it is smaller. FILE keeps its contents (-d, which\n"
-		"says so, is accepted). Nobody else may have the backing file open.\n"
+		"growing the backing file when it is smaller, then empty FILE (it reads through to\n"
+		"the backing file). Nobody else may have the backing file open.\n"
+		"  -d   keep FILE's clusters (do not empty it)\n"
+		"  -p   show progress\n"
 		"  -q   print nothing on success\n");
 }
 
@@ -171,6 +174,17 @@ out:
 	return ret;
 }
 
+static void commit_progress(void *opaque, uint64_t done, uint64_t total)
+{
+	int *last = opaque, pm = total ? (int)(done * 1000 / total) : 1000;
+
+	if (pm == *last)
+		return;
+	*last = pm;
+	fprintf(stderr, "\r  %5.1f%%   ", pm / 10.0);
+	fflush(stderr);
+}
+
 static const struct option commit_opts[] = {
     {"format", required_argument, NULL, 'f'},
     {"help", no_argument, NULL, 'h'},
@@ -180,12 +194,14 @@ static const struct option commit_opts[] = {
 int img_cmd_commit(int argc, char **argv)
 {
 	const char *cmd = "commit", *fmt = NULL;
-	bool quiet = false;
+	struct qcow2_commit_opts co = {0};
+	bool quiet = false, progress = false;
+	int last = -1;
 	char err[768] = "";
 	struct img *im;
 	int o, ret;
 
-	while ((o = getopt_long(argc, argv, ":f:qdh", commit_opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, ":f:qdph", commit_opts, NULL)) != -1) {
 		switch (o) {
 		case 'f':
 			fmt = optarg;
@@ -194,7 +210,11 @@ int img_cmd_commit(int argc, char **argv)
 			quiet = true;
 			break;
 		case 'd':
-			break; /* the top image is never emptied */
+			co.keep = true;
+			break;
+		case 'p':
+			progress = true;
+			break;
 		case 'h':
 			usage_commit(stdout);
 			return CLI_EXIT_OK;
@@ -216,9 +236,16 @@ int img_cmd_commit(int argc, char **argv)
 	} else if (!im->backing) {
 		ret = img_fail(cmd, "image '%s': has no backing file to commit into", im->path);
 	} else {
-		int r = qcow2_commit(im, err, sizeof(err));
+		if (progress && !quiet) {
+			co.progress = commit_progress;
+			co.opaque = &last;
+			commit_progress(&last, 0, im->size);
+		}
+		int r = qcow2_commit(im, &co, err, sizeof(err));
 		if (!r)
 			r = img_flush(im);
+		if (last >= 0)
+			fputc('\n', stderr);
 		if (r)
 			ret = img_fail(cmd, "%s%s%s", err[0] ? err : "commit failed",
 				       err[0] ? "" : ": ", err[0] ? "" : strerror(-r));

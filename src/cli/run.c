@@ -34,7 +34,7 @@ static void usage_run(FILE *f)
 		"  --no-rng               leave out the virtio-rng device\n"
 		"  --net SPEC             a virtio-net NIC (repeatable): tap=IFNAME, network=BRIDGE\n"
 		"                         or user, then [,mac=MAC][,hostfwd=tcp:HPORT-:GPORT]\n"
-		"                         [,vhost=on|off]\n"
+		"                         [,vhost=on|off][,queues=N (queue pairs, 1-16; tap/network)]\n"
 		"  --disk PATH[,format=raw|qcow2|vmdk|vhd][,readonly=on][,serial=S]\n"
 		"         [,cache=writeback|writethrough|none|unsafe]\n"
 		"                         a virtio-blk disk (repeatable; the format is never guessed)\n"
@@ -286,6 +286,11 @@ int cli_run(int argc, char **argv)
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
 	vlog_set_level(quiet ? VLOG_ERR : verbose >= 2 ? VLOG_DEBUG : verbose ? VLOG_INFO : VLOG_WARN);
+	for (unsigned i = 0; i < cfg.nr_nics; i++)
+		if (cfg.nics[i].queues > cfg.cpus)
+			vwarn("--net #%u: queues=%u is more than the %u vCPU(s); a Linux guest "
+			      "uses one queue pair per vCPU unless told otherwise (ethtool -L)",
+			      i + 1, cfg.nics[i].queues, cfg.cpus);
 	if (cfg.kernel && !*cfg.kernel)
 		return usage_error("--kernel '%s': empty path", cfg.kernel);
 	if (!cfg.kernel) {

@@ -280,7 +280,7 @@ int machine_create(struct machine **out, const struct vm_config *cfg, char *err,
 		goto fail;
 	}
 	/* RAM outlives a guest reset, as on real hardware (the kernel is loaded again). */
-	r = gmem_create(&m->mem, m->cfg.memory);
+	r = gmem_create(&m->mem, m->cfg.memory, 0);
 	if (r) {
 		set_err(err, errlen, "cannot allocate %llu MiB of guest memory: %s",
 			(unsigned long long)(m->cfg.memory >> 20), strerror(-r));

@@ -159,6 +159,7 @@ int net_parse_opt(const char *arg, struct net_config *cfg, char *err, size_t err
 {
 	char buf[512], *save = NULL, *tok;
 	bool first = true, vhost_given = false;
+	uint64_t q;
 
 	memset(cfg, 0, sizeof(*cfg));
 	if (!arg || !*arg)
@@ -228,8 +229,17 @@ int net_parse_opt(const char *arg, struct net_config *cfg, char *err, size_t err
 				return opt_err(err, errlen, "--net: vhost='%s': expected on or off",
 					       val);
 			vhost_given = true;
+		} else if (!strcmp(tok, "queues")) {
+			if (parse_u64(val, 1, NET_MAX_QUEUES, &q))
+				return opt_err(
+				    err, errlen,
+				    "--net: queues='%s': expected a number of queue pairs "
+				    "from 1 to %u",
+				    val, NET_MAX_QUEUES);
+			cfg->queues = (unsigned)q;
 		} else {
-			return opt_err(err, errlen, "--net: unknown key '%s' (mac, hostfwd, vhost)",
+			return opt_err(err, errlen,
+				       "--net: unknown key '%s' (mac, hostfwd, vhost, queues)",
 				       tok);
 		}
 	}
@@ -237,6 +247,16 @@ int net_parse_opt(const char *arg, struct net_config *cfg, char *err, size_t err
 		return opt_err(err, errlen, "--net '%s': no backend given", arg);
 	if (vhost_given && cfg->mode == NET_MODE_USER)
 		return opt_err(err, errlen, "--net: vhost applies to tap and network only");
+	if (cfg->queues > 1 && cfg->mode == NET_MODE_USER)
+		return opt_err(err, errlen,
+			       "--net: queues=%u needs tap or network (user networking has one "
+			       "queue pair)",
+			       cfg->queues);
+	if (cfg->queues > 1 && cfg->vhost)
+		return opt_err(err, errlen,
+			       "--net: vhost=on serves one queue pair; use queues=1 or vhost=off");
+	if (!cfg->queues)
+		cfg->queues = 1;
 	return 0;
 }
 
@@ -314,6 +334,9 @@ int net_backend_open(struct net_backend **out, const struct net_config *cfg, cha
 	case NET_MODE_BRIDGE:
 		return net_tap_open(out, cfg, err, errlen);
 	case NET_MODE_USER:
+		if (cfg->queues > 1)
+			return opt_err(err, errlen, "user networking has one queue pair, not %u",
+				       cfg->queues);
 		return net_passt_open(out, cfg, err, errlen);
 	default:
 		return opt_err(err, errlen, "no network backend configured");

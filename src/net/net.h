@@ -15,7 +15,15 @@
  *                   hostfwd=tcp:[ADDR:]HPORT-:GPORT becomes `-t [ADDR/]HPORT:GPORT`.
  *
  * Option syntax (net_parse_opt): MODE[,mac=MAC][,hostfwd=PROTO:[ADDR:]HPORT-:GPORT]...
- * [,vhost=on|off]; hostfwd only with `user`, vhost only with tap/network.
+ * [,vhost=on|off][,queues=N]; hostfwd only with `user`, vhost only with tap/network,
+ * queues=N (1..NET_MAX_QUEUES, default 1) only with tap/network and not with vhost=on.
+ *
+ * Multiqueue (queues=N > 1): the TAP is opened N times with IFF_MULTI_QUEUE, one fd per
+ * queue pair. Each fd is its own struct net_backend (net_backend_queue(be, i), i < N;
+ * queue 0 is `be` itself) with the contract below; the kernel spreads received flows over
+ * the attached queues. net_backend_queue_attach() attaches or detaches one queue
+ * (TUNSETQUEUE): a detached queue gets no frames. Closing `be` closes every queue. An
+ * existing persistent TAP must have been created with `multi_queue` for queues > 1.
  *
  * Default MAC (net_mac_default): 0e:76:72:xx:xx:xx. 0e has the locally administered bit set
  * and the multicast bit clear; 76:72 is "vr". The last three bytes are an FNV-1a hash of a
@@ -55,6 +63,7 @@
 #define NET_RECV_MAX_IOV 1023u /* iovecs a recv() may be given (UIO_MAXIOV - 1) */
 #define NET_SEND_MAX_IOV 1022u /* iovecs a send() may be given */
 #define NET_DEFAULT_MTU 1500u
+#define NET_MAX_QUEUES 16u /* queue pairs of one NIC (queues=) */
 #define NET_MAC_PREFIX0 0x0e
 #define NET_MAC_PREFIX1 0x76
 #define NET_MAC_PREFIX2 0x72
@@ -80,7 +89,8 @@ struct net_config {
 	char name[IFNAMSIZ]; /* tap=: TAP name; network=: bridge name; "" for user */
 	bool has_mac;
 	uint8_t mac[6];
-	bool vhost; /* ask for vhost-net (tap/network); falls back if unavailable */
+	bool vhost;	 /* ask for vhost-net (tap/network); falls back if unavailable */
+	unsigned queues; /* queue pairs, 1..NET_MAX_QUEUES; 0 means 1 */
 	unsigned nr_hostfwd;
 	struct net_hostfwd hostfwd[NET_MAX_HOSTFWD];
 };
@@ -94,6 +104,8 @@ struct net_backend_ops {
 	/* Push out frames queued inside the backend: 0 done, -EAGAIN still pending. Optional. */
 	int (*flush)(struct net_backend *be);
 	int (*set_offload)(struct net_backend *be, unsigned offloads); /* optional */
+	/* Multiqueue: attach (true) or detach this queue from the device. Optional. */
+	int (*queue_attach)(struct net_backend *be, bool attach);
 	void (*close)(struct net_backend *be);
 };
 
@@ -106,6 +118,9 @@ struct net_backend {
 	char ifname[IFNAMSIZ]; /* TAP name for tap/network, "" otherwise */
 	char desc[48];	       /* for log messages: "tap vireo0", "user (passt pid 123)" */
 	bool vhost_wanted;     /* the config asked for vhost-net */
+	/* Multiqueue: nr_queues fds, queues[0] == this backend. NULL/0 for one queue. */
+	unsigned nr_queues;
+	struct net_backend **queues;
 };
 
 /* Parse one --net argument. On error returns -EINVAL with a message in err. */
@@ -137,6 +152,22 @@ static inline ssize_t net_backend_recv(struct net_backend *be, const struct iove
 static inline int net_backend_flush(struct net_backend *be)
 {
 	return be->ops->flush ? be->ops->flush(be) : 0;
+}
+/* Queue pairs this backend serves (1 unless a multiqueue TAP). */
+static inline unsigned net_backend_nr_queues(const struct net_backend *be)
+{
+	return be->queues && be->nr_queues > 1 ? be->nr_queues : 1;
+}
+/* The backend of queue pair i < net_backend_nr_queues(be); queue 0 is be. */
+static inline struct net_backend *net_backend_queue(struct net_backend *be, unsigned i)
+{
+	return i < net_backend_nr_queues(be) && be->queues ? be->queues[i] : be;
+}
+static inline int net_backend_queue_attach(struct net_backend *be, bool attach)
+{
+	if (!be->ops->queue_attach)
+		return attach ? 0 : -EOPNOTSUPP;
+	return be->ops->queue_attach(be, attach);
 }
 static inline int net_backend_set_offload(struct net_backend *be, unsigned offloads)
 {

@@ -137,6 +137,18 @@ static int nm_uplink_check(const struct netmgr_net *n, char *err, size_t errlen)
 	return 0;
 }
 
+/* A bridge whose MAC was never set takes the lowest MAC of its ports, so the gateway MAC
+ * guests cache would change whenever a VM joins or leaves: set its address explicitly. */
+static int nm_bridge_pin_mac(const char *br, char *err, size_t errlen)
+{
+	char path[96], mac[32];
+	snprintf(path, sizeof(path), "/sys/class/net/%s/address", br);
+	int r = nm_read_file(path, mac, sizeof(mac));
+	if (r)
+		return nm_errf(r, err, errlen, "%s: %s", path, strerror(-r));
+	return nm_cmd(err, errlen, NULL, "ip", "link", "set", "dev", br, "address", mac, NULL);
+}
+
 /* The network's own bridge: created, tagged, uplink, address, up. */
 static int nm_bridge_setup(const struct netmgr *nm, const struct netmgr_net *n, char *err,
 			   size_t errlen)
@@ -147,6 +159,11 @@ static int nm_bridge_setup(const struct netmgr *nm, const struct netmgr_net *n, 
 		r = nm_cmd(err, errlen, NULL, "ip", "link", "add", br, "type", "bridge", NULL);
 		if (r)
 			return r;
+		if (n->mode != NETMGR_BRIDGED) {
+			r = nm_bridge_pin_mac(br, err, errlen);
+			if (r)
+				return r;
+		}
 	} else if (!nm_link_is_bridge(br)) {
 		return nm_errf(-EEXIST, err, errlen, "interface '%s' exists and is not a bridge",
 			       br);

@@ -84,6 +84,12 @@ def leaks(e):
     js = e.vjson("check --json leaked", "check", "--output=json", p)
     c.check(js is not None and js.get("leaks") == 3 and js.get("corruptions") == 0,
             "--json: 3 leaks", repr(js))
+    if js is not None and e.qemu_img:  # leaked clusters at the end count, as qemu-img's
+        r = e.qimg("check", "--output=json", p)
+        q = json.loads(r.out) if r.out else {}
+        c.check(js.get("image-end-offset") == q.get("image-end-offset"),
+                "leaked image: image-end-offset as qemu-img's",
+                "vireo %r qemu %r" % (js.get("image-end-offset"), q.get("image-end-offset")))
     r = e.vireo("check", "-q", p)
     c.check(r.rc == 3 and r.out == b"", "-q: status only", r.describe())
     r = e.vireo("check", "-r", "leaks", p)
@@ -105,10 +111,24 @@ def corruption(e):
     r = e.vireo("check", p)
     c.check(r.rc == 2 and b"1 errors were found" in r.out, "check: exit 2, 1 error",
             r.describe())
-    r = e.vireo("check", "-r", "leaks", p)
-    c.check(r.rc == 2 and b"-r all" in r.out, "-r leaks leaves a corrupt image alone (exit 2)",
-            r.describe())
+    js = e.vjson("check -r leaks --json", "check", "-r", "leaks", "--json", p)
+    c.check(js is not None and js.get("leaks-fixed") == 1 and js.get("corruptions-fixed") == 0
+            and js.get("leaks") == 0 and js.get("refcount-errors") == 1,
+            "-r leaks: the leak is repaired, the corruption left", repr(js))
+    r = e.vireo("check", p)
+    c.check(r.rc == 2 and b"1 errors were found" in r.out and b"leaked" not in r.out,
+            "after -r leaks: exit 2, one error, no leak", r.describe())
     qcheck(e, p, 2, "after -r leaks")
+    if e.qemu_img:
+        r = e.qimg("check", "--output=json", p)
+        q = json.loads(r.out) if r.out else {}
+        c.check(q.get("leaks", 0) == 0 and q.get("corruptions") == 1,
+                "qemu-img check after vireo -r leaks: no leak, 1 corruption", r.describe())
+    add_leaks(p, 2)
+    r = e.vireo("check", "-r", "leaks", p)
+    c.check(r.rc == 2 and b"2 leaked clusters" in r.out and b"1 errors were found" in r.out,
+            "-r leaks (human): says 2 leaks repaired, 1 error left, exit 2", r.describe())
+    add_leaks(p, 1)
     js = e.vjson("check -r all --json", "check", "-r", "all", "--json", p)
     c.check(js is not None and js.get("corruptions-fixed") == 1 and js.get("leaks-fixed") == 1
             and js.get("corruptions") == 0 and js.get("leaks") == 0,
@@ -124,6 +144,38 @@ def corruption(e):
             r.describe())
     r = e.vireo("check", "-r", "all", p)
     c.check(r.rc == 2, "-r all cannot fix it: still exit 2", r.describe())
+
+
+def leaks_only_vs_qemu(e):
+    """-r leaks on leaks plus a refcount that is too low (but not 0, which qemu-img can only
+    rebuild): both tools repair the leaks, leave the corruption and exit 2."""
+    c = e.c
+    print("== -r leaks with a corruption, vireo against qemu-img")
+    if not e.need_qemu_io("qemu-img -r leaks comparison"):
+        return
+    p = make(e, "lc.qcow2")
+    r = e.qimg("snapshot", "-c", "s1", p)
+    c.check(r.rc == 0, "qemu-img snapshot -c", r.describe())
+    q = Qcow2(p)
+    add_leaks(p, 2)
+    q.set_refcount((q.peek(q.first_l2(), ">Q") & 0x00fffffffffffe00) // q.cluster_size, 1)
+    qp = e.p("lc-q.qcow2")
+    with open(p, "rb") as f, open(qp, "wb") as g:
+        g.write(f.read())
+    r = e.qimg("check", "-r", "leaks", qp)
+    c.check(r.rc == 2, "qemu-img check -r leaks: exit 2", r.describe())
+    r = e.vireo("check", "-r", "leaks", p)
+    # the refcount and the COPIED flag that no longer matches it: 2 errors in both tools
+    c.check(r.rc == 2 and b"2 leaked clusters" in r.out and b"2 errors were found" in r.out,
+            "vireo check -r leaks: 2 leaks repaired, 2 errors left, exit 2", r.describe())
+    for path, who in ((p, "vireo"), (qp, "qemu-img")):
+        r = e.qimg("check", "--output=json", path)
+        js = json.loads(r.out) if r.out else {}
+        c.check(r.rc == 2 and js.get("leaks", 0) == 0 and js.get("corruptions") == 2,
+                "qemu-img check after %s -r leaks: no leak, 2 corruptions" % who, r.describe())
+    r = e.vireo("check", "-r", "all", p)
+    c.check(r.rc == 0, "-r all then repairs the rest", r.describe())
+    qcheck(e, p, 0, "after -r leaks then -r all")
 
 
 def others(e):
@@ -148,6 +200,7 @@ def main():
     e = Env("check")
     clean(e)
     leaks(e)
+    leaks_only_vs_qemu(e)
     corruption(e)
     others(e)
     e.finish()

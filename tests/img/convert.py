@@ -162,8 +162,8 @@ def targets(e):
     c.check(os.path.getsize(src) == SIZE, "SRC left alone")
     r = e.vireo("convert", "-O", "vmdk", src, e.p("x.vmdk"))
     c.check(r.rc == 2, "-O vmdk refused (read-only format)", r.describe())
-    r = e.vireo("convert", "-c", "-O", "qcow2", src, e.p("x.qcow2"))
-    c.check(r.rc == 2 and b"compressed" in r.err, "-c refused with a reason", r.describe())
+    r = e.vireo("convert", "-c", "-O", "raw", src, e.p("x.raw"))
+    c.check(r.rc == 2 and b"-O qcow2" in r.err, "-c -O raw refused with a reason", r.describe())
     r = e.vireo("convert", "-o", "backing_file=x", "-O", "qcow2", src, e.p("x.qcow2"))
     c.check(r.rc == 2, "-o backing_file refused", r.describe())
 

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 """`vireo img` on randomly damaged qcow2 images (fixed seed, so every run is the same):
 bytes in the header, tables and snapshot data are overwritten, then info, check, check -r
-all, map, convert, snapshot -l/-a and resize run on the result. Whatever the damage, no
+all, map, convert (plain and -c), snapshot -l/-a and resize run on the result. Whatever the damage, no
 command may crash or hang, the exit status is one of the documented ones, and every stderr
 line starts with "vireo: ".
 
@@ -30,6 +30,10 @@ def seeds(e):
         e.ok("seed image %s" % name, r)
         e.ok("seed snapshot", e.vireo("snapshot", "-c", "s1", p))
         out.append(p)
+    p = e.p("z.qcow2")  # compressed clusters vireo wrote (zstd, packed)
+    e.ok("seed image z.qcow2", e.vireo("convert", "-c", "-O", "qcow2", "-o",
+                                       "cluster_size=4K,compression_type=zstd", src, p))
+    out.append(p)
     if e.qemu_img:
         p = e.p("c.qcow2")
         r = e.qimg("convert", "-c", "-O", "qcow2", "-o", "cluster_size=4K", src, p)
@@ -63,6 +67,7 @@ def main():
         for args in (["info", "-f", "qcow2", victim], ["check", "-f", "qcow2", victim],
                      ["map", "-f", "qcow2", "--json", victim],
                      ["convert", "-f", "qcow2", victim, e.p("o.raw")],
+                     ["convert", "-c", "-O", "qcow2", "-f", "qcow2", victim, e.p("o.qcow2")],
                      ["snapshot", "-l", "-f", "qcow2", victim],
                      ["check", "-r", "all", "-f", "qcow2", victim],
                      ["snapshot", "-a", "s1", "-f", "qcow2", victim],
@@ -77,7 +82,7 @@ def main():
             if not ok:  # the seed is fixed: round i is reproducible
                 bad += 1
                 c.check(False, "round %d: %s" % (i, " ".join(args[:2])), r.describe())
-    c.check(bad == 0, "%d rounds x 8 commands on damaged images: no crash, hang or stray "
+    c.check(bad == 0, "%d rounds x 9 commands on damaged images: no crash, hang or stray "
             "output" % n)
     e.finish()
 

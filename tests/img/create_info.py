@@ -10,7 +10,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from imgtest import Env, MiB, write_pattern  # noqa: E402
+from imgtest import Env, MiB, one_error_line, write_pattern  # noqa: E402
 
 
 def create_qcow2(e):
@@ -51,6 +51,31 @@ def create_qcow2(e):
     r = e.qimg("map", "--output=json", e.p("m.qcow2"))
     c.check(r.rc == 0 and b'"data": true' in r.out and b'"data": false' not in r.out,
             "preallocation=metadata: qemu-img map shows every cluster allocated", r.describe())
+
+
+def create_empty(e):
+    """A 0-byte qcow2 has no L1 table: nothing leaks (issue 3, finding 1)."""
+    c = e.c
+    print("== create an empty qcow2")
+    for compat in ("1.1", "0.10"):
+        z = e.p("z%s.qcow2" % compat)
+        e.ok("create -o compat=%s 0" % compat,
+             e.vireo("create", "-q", "-f", "qcow2", "-o", "compat=" + compat, z, "0"))
+        r = e.vireo("check", z)
+        c.check(r.rc == 0 and b"No errors" in r.out, "check of an empty image: clean",
+                r.describe())
+        c.check(os.path.getsize(z) == 3 * 65536, "empty image: header + reftable + refblock",
+                "size %d" % os.path.getsize(z))
+        if e.need_qemu("qemu-img check of an empty image"):
+            r = e.qimg("check", z)
+            c.check(r.rc == 0, "qemu-img check of an empty compat=%s image: clean" % compat,
+                    r.describe())
+        e.ok("resize the empty image to 3M", e.vireo("resize", "-q", z, "3M"))
+        r = e.vireo("check", z)
+        c.check(r.rc == 0, "grown empty image: clean", r.describe())
+        if e.qemu_img:
+            r = e.qimg("check", z)
+            c.check(r.rc == 0, "qemu-img check of the grown image: clean", r.describe())
 
 
 def create_raw(e):
@@ -102,9 +127,12 @@ def create_backing(e):
     r = e.vireo("info", "-f", "qcow2", "--backing-chain", e.p("top2.qcow2"))
     c.check(r.rc == 0 and r.out.count(b"image: ") == 3, "human --backing-chain shows 3 images",
             r.describe())
-    # A guessed format never opens a backing file.
+    # A guessed format never opens a backing file: info opens none unless --backing-chain.
     r = e.vireo("info", e.p("top2.qcow2"))
-    c.check(r.rc == 1 and b"-f qcow2" in r.err, "info without -f refuses a backing chain",
+    c.check(r.rc == 0 and b"(probed)" in r.out and b"backing file: top.qcow2" in r.out,
+            "info without -f: the header, backing file not opened", r.describe())
+    r = e.vireo("info", "--backing-chain", e.p("top2.qcow2"))
+    c.check(r.rc == 1 and b"-f qcow2" in r.err, "info --backing-chain without -f is refused",
             r.describe())
     if e.need_qemu("qemu-img view of the overlay"):
         qi = e.qinfo(e.p("nof.qcow2"))
@@ -115,6 +143,44 @@ def create_backing(e):
         c.check(qi and qi.get("backing-filename") == "top.qcow2" and
                 qi.get("backing-filename-format") == "qcow2", "qemu-img sees the backing file",
                 repr(qi))
+
+
+def missing_backing(e):
+    """info shows the header of an image whose backing file is gone (issue 3, finding 5);
+    what needs the data fails with one line naming the missing file."""
+    c = e.c
+    print("== backing file missing")
+    d = os.path.join(e.dir, "mb")
+    os.mkdir(d)
+    base, top = os.path.join(d, "gone.raw"), os.path.join(d, "orphan.qcow2")
+    write_pattern(base, MiB, [(0, 4096)])
+    e.ok("create the overlay", e.vireo("create", "-q", "-f", "qcow2", "-b", "gone.raw", "-F",
+                                       "raw", top))
+    os.unlink(base)
+    for fmt in ([], ["-f", "qcow2"]):
+        r = e.vireo("info", *(fmt + [top]))
+        c.check(r.rc == 0 and b"backing file: gone.raw (actual path: " + base.encode() in r.out
+                and b"virtual size: 1 MiB" in r.out,
+                "info %s: header and the missing backing file's name" % " ".join(fmt),
+                r.describe())
+    js = e.vjson("info --json, backing file missing", "info", "--json", "-f", "qcow2", top)
+    q = e.qinfo(top) if e.qemu_img else None
+    if js is not None:
+        c.check(js.get("backing-filename") == "gone.raw" and
+                js.get("full-backing-filename") == base and
+                js.get("backing-filename-format") == "raw", "info --json backing names",
+                repr(js))
+        if q:
+            for k in ("backing-filename", "full-backing-filename", "backing-filename-format",
+                      "virtual-size"):
+                c.check(js.get(k) == q.get(k), "info --json %s as qemu-img's" % k,
+                        "vireo %r qemu %r" % (js.get(k), q.get(k)))
+    r = e.vireo("info", "-f", "qcow2", "--backing-chain", top)
+    one_error_line(c, "info --backing-chain, backing file missing", r, 1,
+                   r"^vireo: img info: image '.*orphan.qcow2': backing file 'gone.raw'.*"
+                   r"No such file")
+    r = e.vireo("convert", "-f", "qcow2", top, os.path.join(d, "x.raw"))
+    one_error_line(c, "convert, backing file missing", r, 1, r"gone.raw.*No such file")
 
 
 def info(e):
@@ -158,8 +224,10 @@ def info(e):
 def main():
     e = Env("create-info")
     create_qcow2(e)
+    create_empty(e)
     create_raw(e)
     create_backing(e)
+    missing_backing(e)
     info(e)
     e.finish()
 

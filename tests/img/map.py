@@ -3,7 +3,8 @@
 """`vireo img map`: on sparse images (qcow2 with data, zero clusters and a backing file;
 a sparse raw file) the extents agree with qemu-img map: JSON entry for entry (start,
 length, depth, present, zero, data, offset) and the human table line for line; the JSON
-parses; --start-offset/--max-length limit the range.
+parses; --start-offset/--max-length limit the range. On a qemu-img-made sparse vmdk and
+dynamic vhd the data/zero extents and data offsets are qemu-img's too.
 
     map.py VIREO
 """
@@ -72,6 +73,24 @@ def main():
 
     print("== raw (holes)")
     compare(e, "sparse raw", "raw", src, 16 * MiB)
+
+    print("== vmdk (monolithicSparse) and vhd (dynamic) made by qemu-img")
+    if e.need_qemu("vmdk/vhd map"):
+        for fmt, qfmt, name in (("vmdk", "vmdk", "s.vmdk"), ("vhd", "vpc", "s.vhd")):
+            path = e.p(name)
+            r = e.qimg("convert", "-O", qfmt, src, path)
+            c.check(r.rc == 0, "qemu-img convert -O %s" % qfmt, r.describe())
+            js = e.vjson("map --json %s" % name, "map", "--json", "-f", fmt, path)
+            q = json.loads(e.qimg("map", "--output=json", "-f", qfmt, path).out)
+            if js is None:
+                continue
+            coverage(e, name, js, q[-1]["start"] + q[-1]["length"])
+            # holes read as zeroes, allocated grains/blocks are data at qemu-img's offsets
+            keys = KEYS
+            mine = [tuple(x.get(k) for k in keys) for x in js]
+            theirs = [tuple(x.get(k) for k in keys) for x in q]
+            c.check(mine == theirs, "%s: extents and offsets as qemu-img map's" % name,
+                    "vireo %s\nqemu  %s" % (mine, theirs))
 
     print("== overlay with zero clusters over a raw base")
     if e.need_qemu_io("overlay map"):

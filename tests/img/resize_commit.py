@@ -5,10 +5,13 @@
 resize: absolute, +SIZE and -SIZE on qcow2 and raw; qemu-img info shows each new size,
 qemu-img check stays clean, the data below the old size survives, a shrink needs --shrink,
 an image with snapshots is refused. commit: after committing an overlay (qemu-io writes,
-data and zeroes) into a raw or qcow2 base, the base holds exactly what the overlay showed.
+data and zeroes) into a raw or qcow2 base, the base holds exactly what the overlay showed;
+the overlay is then empty (as after qemu-img commit), or keeps its clusters with -d; -p shows
+progress.
 
     resize_commit.py VIREO
 """
+import json
 import os
 import sys
 
@@ -105,8 +108,18 @@ def commit(e, base_fmt):
     view = e.p("cview-%s.raw" % base_fmt)
     r = e.qimg("convert", "-f", "qcow2", "-O", "raw", top, view)
     c.check(r.rc == 0, "overlay view saved", r.describe())
-    r = e.vireo("commit", "-f", "qcow2", top)
-    c.check(r.rc == 0 and b"Image committed." in r.out, "commit", r.describe())
+    keep = base_fmt == "raw"  # -d with one base format, the default (empty) with the other
+    args = ["commit", "-f", "qcow2"] + (["-d"] if keep else ["-p"]) + [top]
+    r = e.vireo(*args)
+    c.check(r.rc == 0 and b"Image committed." in r.out, " ".join(args[:-1]), r.describe())
+    if not keep:
+        c.check(b"100.0%" in r.err, "commit -p shows progress", r.describe())
+    r = e.qimg("map", "--output=json", "-f", "qcow2", top)
+    own = [x for x in json.loads(r.out) if x["depth"] == 0 and x["present"]] if r.rc == 0 else None
+    if keep:
+        c.check(own, "commit -d: the overlay keeps its clusters", r.describe())
+    else:
+        c.check(own == [], "commit: the overlay is emptied (as qemu-img commit)", r.describe())
     got = e.p("cgot-%s.raw" % base_fmt)
     r = e.qimg("convert", "-f", base_fmt, "-O", "raw", base, got)
     c.check(r.rc == 0 and os.path.getsize(got) == 8 * MiB, "base grew to the overlay's 8M",

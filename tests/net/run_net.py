@@ -13,6 +13,12 @@ namespace created for the test and removed afterwards (also on failure or interr
               default route (passt copies its addresses), the guest gets a DHCP offer, ARPs for
               the router, and sees the SYN of a connection to the forwarded host port.
   user-crash  like user, but the VMM is killed with SIGKILL: its passt child must not survive.
+  tap-mq      a persistent multi_queue TAP and --net tap=...,queues=2 with the virtio_net_mq
+              probe: two queue pairs in use, echo requests sent from each pair's transmit
+              queue and the replies (steered back by the TAP's flow table) seen on both
+              receive queues.
+  bridge-mq   tap-mq through --net network=BRIDGE,queues=2 (Vireo creates the multi_queue TAP
+              and enslaves it).
 
 Only namespace-local addresses are used (10.0.x.y, 127.0.0.1 inside the namespace); nothing
 reaches the host's network. Exit status: 0 pass, 1 fail, 77 skip (no /dev/kvm, no
@@ -75,7 +81,7 @@ def skip_reason(scenario, vmm):
         return "cannot open /dev/kvm: %s" % os.strerror(e.errno)
     if not shutil.which("ip"):
         return "no 'ip' command (iproute2)"
-    if scenario in ("tap", "bridge") and not os.path.exists("/dev/net/tun"):
+    if scenario in ("tap", "bridge", "tap-mq", "bridge-mq") and not os.path.exists("/dev/net/tun"):
         return "no /dev/net/tun"
     if scenario.startswith("user") and not shutil.which("passt"):
         return "no 'passt' in PATH"
@@ -110,6 +116,22 @@ def scenario_bridge(ns, a):
              % (sys.executable, NETPING))
     return run_probe(ns, a, "mode=tap ip=10.0.3.15 peer=10.0.3.1 pings=3 wait=15", "network=vbr0",
                      "virtio_net: READY", check)
+
+
+def scenario_tap_mq(ns, a):
+    ns.ip("tuntap", "add", "dev", "vtap0", "mode", "tap", "vnet_hdr", "multi_queue")
+    ns.ip("addr", "add", "10.0.5.1/24", "dev", "vtap0")
+    ns.ip("link", "set", "vtap0", "up")
+    return run_probe(ns, a, "ip=10.0.5.15 peer=10.0.5.1 pings=3 wait=20", "tap=vtap0,queues=2",
+                     timeout=60)
+
+
+def scenario_bridge_mq(ns, a):
+    ns.ip("link", "add", "vbr0", "type", "bridge")
+    ns.ip("addr", "add", "10.0.6.1/24", "dev", "vbr0")
+    ns.ip("link", "set", "vbr0", "up")
+    return run_probe(ns, a, "ip=10.0.6.15 peer=10.0.6.1 pings=3 wait=20",
+                     "network=vbr0,queues=2", timeout=60)
 
 
 def user_uplink(ns):
@@ -196,7 +218,8 @@ def scenario_user_crash(ns, a):
 
 
 SCENARIOS = {"tap": scenario_tap, "bridge": scenario_bridge, "user": scenario_user,
-             "user-crash": scenario_user_crash}
+             "user-crash": scenario_user_crash, "tap-mq": scenario_tap_mq,
+             "bridge-mq": scenario_bridge_mq}
 
 
 class Args:

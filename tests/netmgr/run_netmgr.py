@@ -210,6 +210,9 @@ def sc_crash(e):
     # pid file never kills a stranger.
     e.net("create", "lan", "--mode", "nat")
     attach(e, "lan", "t2", M[2])
+    # The gateway MAC must not follow the ports (an unset bridge MAC takes the lowest one).
+    with open("/sys/class/net/vr-lan/addr_assign_type") as f:
+        expect(f.read().strip() == "3", "bridge MAC set explicitly (addr_assign_type 3)")
     old = e.info("lan")["dnsmasq_pid"]
     kill_pid(old)
     wait_for(lambda: old not in dnsmasq_pids(e.dir))

@@ -17,14 +17,17 @@ _Static_assert(sizeof(struct virtio_blk_outhdr) == 16, "virtio_blk_outhdr layout
 _Static_assert(sizeof(struct virtio_blk_dwz_seg) == 16, "discard segment layout");
 _Static_assert(VIRTIO_BLK_MAX_QUEUES <= 64, "signal/throttle masks are 64-bit");
 
+/* Backend iovecs kept inside a pooled request; longer chains get their own allocation. */
+#define VBLK_INLINE_IOV 16
+
 /* One guest request in flight: up to VIRTIO_BLK_MAX_DWZ_SEG backend requests. */
 struct vblk_req {
-	struct vblk_req *next, *prev; /* the device's in-flight list */
-	struct virtio_blk *blk;
+	struct vblk_req *next, *prev; /* the queue's in-flight list, or its free list */
+	struct vblk_queue *vq;
 	uint16_t head;
-	uint16_t q;
-	uint32_t type;
+	bool pooled;	/* from the queue's free list (one sub, VBLK_INLINE_IOV iovecs) */
 	bool cancelled; /* the device was reset: touch nothing of the guest's */
+	uint32_t type;
 	uint8_t *status;
 	uint32_t used_len;
 	uint64_t bytes;
@@ -35,6 +38,31 @@ struct vblk_req {
 	struct iovec *iov;
 };
 
+/* A pooled request: the common single-range read or write without an allocation. */
+struct vblk_req_pooled {
+	struct vblk_req r;
+	struct blk_req sub;
+	struct iovec iov[VBLK_INLINE_IOV];
+};
+
+/*
+ * One request queue. Its lock covers the virtqueue's ring state while the queue runs, its
+ * requests and counters: completions take only this lock, so queues complete
+ * independently. Lock order: device lock -> queue lock -> backend lock.
+ */
+struct vblk_queue {
+	pthread_mutex_t lock;
+	struct virtio_blk *blk;
+	unsigned index;
+	bool running;	/* activated and not reset: the ring may be touched */
+	bool throttled; /* left alone because too many requests are in flight */
+	unsigned inflight;
+	struct vblk_req *inflight_list;
+	struct vblk_req *free_list;
+	struct virtio_blk_stats stats;
+	struct vq_chain chain; /* scratch for the chain being parsed */
+};
+
 struct virtio_blk {
 	struct virtio_dev vdev;
 	struct virtio_dev_ops ops; /* per device: queue count and features depend on the disk */
@@ -43,18 +71,17 @@ struct virtio_blk {
 	struct blk_info info;
 	uint64_t capacity; /* sectors */
 	unsigned lbs;	   /* logical block bytes */
+	unsigned nq;
+	struct vblk_queue *qs; /* [nq] */
 
-	/* Protected by the device lock. */
+	/* Protected by the device lock (cfg.writeback is also read atomically by queues). */
 	struct virtio_blk_config cfg; /* what the guest reads; writeback is guest-writable */
 	uint8_t initial_wce;
-	bool stopped;		/* malformed chain: no new requests until reset */
-	bool dying;		/* being destroyed: completions only free their requests */
-	uint64_t signal_mask;	/* queues with pushes since the last interrupt decision */
-	uint64_t throttled;	/* queues left alone because too many requests are in flight */
-	unsigned *q_inflight;	/* [num_queues] */
-	struct vblk_req *inflight;
-	struct virtio_blk_stats stats;
-	struct vq_chain chain; /* scratch for the chain being parsed */
+	/* Atomics, shared by every queue. */
+	bool stopped;	      /* malformed chain: no new requests until reset */
+	bool dying;	      /* being destroyed: completions only free their requests */
+	uint64_t signal_mask; /* queues with pushes since the last interrupt decision */
+	uint64_t throttled;   /* queues waiting for completions to make room */
 };
 
 /* --- iovec helpers (guest buffers; lengths already validated by vq_pop) --- */
@@ -115,13 +142,13 @@ static bool vblk_writeback(const struct virtio_blk *b)
 	if (!virtio_dev_has_feature(&b->vdev, VIRTIO_BLK_F_FLUSH))
 		return false;
 	if (virtio_dev_has_feature(&b->vdev, VIRTIO_BLK_F_CONFIG_WCE))
-		return b->cfg.writeback != 0;
+		return __atomic_load_n(&b->cfg.writeback, __ATOMIC_RELAXED) != 0;
 	return true;
 }
 
-static void vblk_count(struct virtio_blk *b, uint32_t type, uint64_t bytes, uint8_t status)
+static void vblk_count(struct vblk_queue *vq, uint32_t type, uint64_t bytes, uint8_t status)
 {
-	struct virtio_blk_stats *s = &b->stats;
+	struct virtio_blk_stats *s = &vq->stats;
 	if (status == VIRTIO_BLK_S_IOERR)
 		s->errors++;
 	else if (status == VIRTIO_BLK_S_UNSUPP)
@@ -152,88 +179,111 @@ static void vblk_count(struct virtio_blk *b, uint32_t type, uint64_t bytes, uint
 	}
 }
 
-/* Locked. Write the status, return the chain; the interrupt comes with the batch. */
-static void vblk_answer(struct virtio_blk *b, unsigned q, uint16_t head, uint8_t *status,
-			uint32_t used_len, uint32_t type, uint64_t bytes, uint8_t st)
+static void vblk_mark_signal(struct virtio_blk *b, unsigned q)
 {
-	__atomic_store_n(status, st, __ATOMIC_RELAXED);
-	if (virtio_dev_queue_push(&b->vdev, q, head, used_len) == 0)
-		b->signal_mask |= 1ULL << q;
-	vblk_count(b, type, bytes, st);
+	__atomic_fetch_or(&b->signal_mask, 1ULL << q, __ATOMIC_RELEASE);
 }
 
-static void vblk_req_unlink(struct virtio_blk *b, struct vblk_req *r)
+/* Queue locked. Write the status, return the chain; the interrupt comes with the batch. */
+static void vblk_answer(struct virtio_blk *b, struct vblk_queue *vq, uint16_t head,
+			uint8_t *status, uint32_t used_len, uint32_t type, uint64_t bytes,
+			uint8_t st)
+{
+	__atomic_store_n(status, st, __ATOMIC_RELAXED);
+	if (virtio_dev_queue_push(&b->vdev, vq->index, head, used_len) == 0)
+		vblk_mark_signal(b, vq->index);
+	vblk_count(vq, type, bytes, st);
+}
+
+/* Queue locked. Give r back to the queue's pool (or the heap). */
+static void vblk_req_release(struct vblk_queue *vq, struct vblk_req *r)
 {
 	if (r->prev)
 		r->prev->next = r->next;
 	else
-		b->inflight = r->next;
+		vq->inflight_list = r->next;
 	if (r->next)
 		r->next->prev = r->prev;
-	b->stats.inflight--;
+	vq->stats.inflight--;
+	if (r->pooled) {
+		r->next = vq->free_list;
+		vq->free_list = r;
+	} else {
+		free(r);
+	}
 }
 
 static void vblk_sub_done(struct blk_req *br, int res)
 {
 	struct vblk_req *r = br->opaque;
-	struct virtio_blk *b = r->blk;
+	struct vblk_queue *vq = r->vq;
 
-	virtio_dev_lock(&b->vdev);
+	pthread_mutex_lock(&vq->lock);
 	if (res < 0 && !r->err)
 		r->err = res;
 	if (--r->pending) {
-		virtio_dev_unlock(&b->vdev);
+		pthread_mutex_unlock(&vq->lock);
 		return;
 	}
+	/* A reset marked it cancelled (under this lock) before the ring went away, and zeroed
+	 * the queue's in-flight count. */
 	if (!r->cancelled) {
 		if (r->err)
 			vlog_rl("virtio-blk: request type %u at sector %llu failed: %s", r->type,
 				(unsigned long long)r->sector, strerror(-r->err));
-		vblk_answer(b, r->q, r->head, r->status, r->used_len, r->type, r->bytes,
+		vblk_answer(vq->blk, vq, r->head, r->status, r->used_len, r->type, r->bytes,
 			    r->err ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK);
+		vq->inflight--;
 	}
-	if (!r->cancelled) /* a reset zeroed the counts of cancelled requests */
-		b->q_inflight[r->q]--;
-	vblk_req_unlink(b, r);
-	virtio_dev_unlock(&b->vdev);
-	free(r);
+	vblk_req_release(vq, r);
+	pthread_mutex_unlock(&vq->lock);
 }
 
-static void vblk_process(struct virtio_blk *b, unsigned q);
+static bool vblk_process(struct virtio_blk *b, struct vblk_queue *vq);
 
-/* After each batch of completions: restart throttled queues, then one interrupt each. */
+/*
+ * After each batch of completions (completion thread): restart throttled queues, then one
+ * interrupt decision per queue that got answers.
+ */
 static void vblk_batch_end(void *opaque)
 {
 	struct virtio_blk *b = opaque;
-	virtio_dev_lock(&b->vdev);
-	if (b->dying) {
-		virtio_dev_unlock(&b->vdev);
+	if (__atomic_load_n(&b->dying, __ATOMIC_ACQUIRE))
 		return;
+	uint64_t t = __atomic_exchange_n(&b->throttled, 0, __ATOMIC_ACQ_REL);
+	if (t) {
+		/* Only a driver republishing busy buffers gets here. Popping may set
+		 * NEEDS_RESET, a device state: this path takes the device lock. */
+		bool kick = false;
+		virtio_dev_lock(&b->vdev);
+		while (t && !__atomic_load_n(&b->dying, __ATOMIC_ACQUIRE)) {
+			struct vblk_queue *vq = &b->qs[__builtin_ctzll(t)];
+			t &= t - 1;
+			pthread_mutex_lock(&vq->lock);
+			if (vq->running && (virtio_dev_status(&b->vdev) & VIRTIO_STATUS_DRIVER_OK))
+				kick |= vblk_process(b, vq);
+			pthread_mutex_unlock(&vq->lock);
+		}
+		if (kick)
+			blk_kick(b->be);
+		virtio_dev_unlock(&b->vdev);
 	}
-	uint64_t t = b->throttled;
-	b->throttled = 0;
-	while (t) {
-		unsigned q = (unsigned)__builtin_ctzll(t);
-		t &= t - 1;
-		if (virtio_dev_queue(&b->vdev, q)->live &&
-		    (virtio_dev_status(&b->vdev) & VIRTIO_STATUS_DRIVER_OK))
-			vblk_process(b, q);
-	}
-	uint64_t m = b->signal_mask;
-	b->signal_mask = 0;
+	uint64_t m = __atomic_exchange_n(&b->signal_mask, 0, __ATOMIC_ACQ_REL);
 	while (m) {
-		unsigned q = (unsigned)__builtin_ctzll(m);
+		struct vblk_queue *vq = &b->qs[__builtin_ctzll(m)];
 		m &= m - 1;
-		virtio_dev_queue_signal(&b->vdev, q);
+		pthread_mutex_lock(&vq->lock);
+		if (vq->running)
+			virtio_dev_queue_signal(&b->vdev, vq->index);
+		pthread_mutex_unlock(&vq->lock);
 	}
-	virtio_dev_unlock(&b->vdev);
 }
 
 /* --- request parsing --- */
 
 /* Everything about the chain being handled. */
 struct vblk_ctx {
-	unsigned q;
+	struct vblk_queue *vq;
 	struct vq_chain *c;
 	uint8_t *status;
 	uint32_t used_len;
@@ -242,7 +292,7 @@ struct vblk_ctx {
 
 static void vblk_reply(struct virtio_blk *b, const struct vblk_ctx *x, uint8_t st)
 {
-	vblk_answer(b, x->q, x->c->head, x->status, x->used_len, x->hdr.type, 0, st);
+	vblk_answer(b, x->vq, x->c->head, x->status, x->used_len, x->hdr.type, 0, st);
 }
 
 /* sector + n sectors inside the disk, block-aligned (overflow-safe). */
@@ -254,36 +304,59 @@ static bool vblk_range_ok(const struct virtio_blk *b, uint64_t sector, uint64_t 
 	return sector % spb == 0 && n % spb == 0;
 }
 
-static struct vblk_req *vblk_req_new(struct virtio_blk *b, const struct vblk_ctx *x,
-				     unsigned nsub, unsigned niov)
+/* Queue locked. A request for nsub backend requests and niov iovecs; pooled when it is
+ * the common shape (a read or write of few segments), so steady I/O allocates nothing. */
+static struct vblk_req *vblk_req_new(const struct vblk_ctx *x, unsigned nsub, unsigned niov)
 {
-	size_t sz = sizeof(struct vblk_req) + nsub * sizeof(struct blk_req) +
-		    niov * sizeof(struct iovec);
-	struct vblk_req *r = calloc(1, sz);
-	if (!r)
-		return NULL;
-	r->blk = b;
+	struct vblk_queue *vq = x->vq;
+	struct vblk_req *r;
+
+	if (nsub == 1 && niov <= VBLK_INLINE_IOV) {
+		r = vq->free_list;
+		if (r) {
+			vq->free_list = r->next;
+		} else {
+			struct vblk_req_pooled *p = malloc(sizeof(*p));
+			if (!p)
+				return NULL;
+			r = &p->r;
+		}
+		struct vblk_req_pooled *p = container_of(r, struct vblk_req_pooled, r);
+		memset(r, 0, sizeof(*r));
+		r->pooled = true;
+		r->sub = &p->sub;
+		r->iov = p->iov;
+	} else {
+		size_t sz = sizeof(struct vblk_req) + nsub * sizeof(struct blk_req) +
+			    niov * sizeof(struct iovec);
+		r = calloc(1, sz);
+		if (!r)
+			return NULL;
+		r->sub = (struct blk_req *)(r + 1);
+		r->iov = (struct iovec *)(r->sub + nsub);
+	}
+	r->vq = vq;
 	r->head = x->c->head;
-	r->q = (uint16_t)x->q;
 	r->type = x->hdr.type;
 	r->status = x->status;
 	r->used_len = x->used_len;
 	r->sector = x->hdr.sector;
-	r->sub = (struct blk_req *)(r + 1);
-	r->iov = (struct iovec *)(r->sub + nsub);
 	r->pending = nsub;
 	return r;
 }
 
-/* Hand r's nsub prepared backend requests over. */
+/* Queue locked. Hand r's nsub prepared backend requests over (started by the caller's
+ * blk_kick). */
 static void vblk_req_start(struct virtio_blk *b, struct vblk_req *r, unsigned nsub)
 {
-	r->next = b->inflight;
-	if (b->inflight)
-		b->inflight->prev = r;
-	b->inflight = r;
-	b->stats.inflight++;
-	b->q_inflight[r->q]++;
+	struct vblk_queue *vq = r->vq;
+	r->prev = NULL;
+	r->next = vq->inflight_list;
+	if (vq->inflight_list)
+		vq->inflight_list->prev = r;
+	vq->inflight_list = r;
+	vq->stats.inflight++;
+	vq->inflight++;
 	for (unsigned i = 0; i < nsub; i++) {
 		r->sub[i].done = vblk_sub_done;
 		r->sub[i].opaque = r;
@@ -317,7 +390,7 @@ static bool vblk_rw(struct virtio_blk *b, const struct vblk_ctx *x, bool write)
 	unsigned cnt = write ? c->num_out : c->num_in;
 	uint64_t skip = write ? HDR_SIZE : 0;
 	unsigned niov = iov_slice(src, cnt, skip, len, NULL);
-	struct vblk_req *r = vblk_req_new(b, x, 1, niov);
+	struct vblk_req *r = vblk_req_new(x, 1, niov);
 	if (!r) {
 		vblk_reply(b, x, VIRTIO_BLK_S_IOERR);
 		return false;
@@ -353,7 +426,7 @@ static void vblk_get_id(struct virtio_blk *b, const struct vblk_ctx *x)
 
 static bool vblk_flush(struct virtio_blk *b, const struct vblk_ctx *x)
 {
-	struct vblk_req *r = vblk_req_new(b, x, 1, 0);
+	struct vblk_req *r = vblk_req_new(x, 1, 0);
 	if (!r) {
 		vblk_reply(b, x, VIRTIO_BLK_S_IOERR);
 		return false;
@@ -412,7 +485,7 @@ static bool vblk_dwz(struct virtio_blk *b, const struct vblk_ctx *x)
 		vblk_reply(b, x, VIRTIO_BLK_S_OK);
 		return false;
 	}
-	struct vblk_req *r = vblk_req_new(b, x, nsub, 0);
+	struct vblk_req *r = vblk_req_new(x, nsub, 0);
 	if (!r) {
 		vblk_reply(b, x, VIRTIO_BLK_S_IOERR);
 		return false;
@@ -438,18 +511,20 @@ static bool vblk_dwz(struct virtio_blk *b, const struct vblk_ctx *x)
 	return true;
 }
 
-/* Locked. Handle one popped chain; true if backend requests were submitted. */
-static bool vblk_handle(struct virtio_blk *b, unsigned q, struct vq_chain *c)
+/* Device and queue locked. Handle one popped chain; true if backend requests were
+ * submitted. */
+static bool vblk_handle(struct virtio_blk *b, struct vblk_queue *vq, struct vq_chain *c)
 {
-	struct vblk_ctx x = {.q = q, .c = c};
+	struct vblk_ctx x = {.vq = vq, .c = c};
+	unsigned q = vq->index;
 
 	if (c->num_in == 0) {
 		vlog_rl("virtio-blk: queue %u: request without a writable status byte; device "
 			"needs reset", q);
 		if (virtio_dev_queue_push(&b->vdev, q, c->head, 0) == 0)
-			b->signal_mask |= 1ULL << q;
-		b->stats.errors++;
-		b->stopped = true;
+			vblk_mark_signal(b, q);
+		vq->stats.errors++;
+		__atomic_store_n(&b->stopped, true, __ATOMIC_RELAXED);
 		virtio_dev_set_needs_reset(&b->vdev);
 		return false;
 	}
@@ -484,33 +559,45 @@ static bool vblk_handle(struct virtio_blk *b, unsigned q, struct vq_chain *c)
 	}
 }
 
-/* Locked. Take requests from queue q until it is empty, broken or full. */
-static void vblk_process(struct virtio_blk *b, unsigned q)
+/* Device and queue locked. Take requests from the queue until it is empty, broken or
+ * full; true if the caller must blk_kick() (after dropping the queue lock). */
+static bool vblk_process(struct virtio_blk *b, struct vblk_queue *vq)
 {
-	struct virtq *vq = virtio_dev_queue(&b->vdev, q);
+	struct virtq *v = virtio_dev_queue(&b->vdev, vq->index);
 	bool submitted = false;
 
-	while (!b->stopped) {
-		if (b->q_inflight[q] >= vq->size) {
-			b->throttled |= 1ULL << q;
+	while (!__atomic_load_n(&b->stopped, __ATOMIC_RELAXED)) {
+		if (vq->inflight >= v->size) {
+			__atomic_fetch_or(&b->throttled, 1ULL << vq->index, __ATOMIC_RELEASE);
 			break;
 		}
-		int r = virtio_dev_queue_pop(&b->vdev, q, &b->chain);
+		int r = virtio_dev_queue_pop(&b->vdev, vq->index, &vq->chain);
 		if (r <= 0)
 			break;
-		submitted |= vblk_handle(b, q, &b->chain);
+		submitted |= vblk_handle(b, vq, &vq->chain);
 	}
-	if (submitted)
-		blk_kick(b->be);
+	return submitted;
 }
 
 static void vblk_queue_notify(struct virtio_dev *d, unsigned q)
 {
 	struct virtio_blk *b = d->opaque;
-	vblk_process(b, q);
-	/* Answers given right away (errors, GET_ID); the core knows if anything was pushed. */
-	b->signal_mask &= ~(1ULL << q);
-	virtio_dev_queue_signal(d, q);
+	struct vblk_queue *vq = &b->qs[q];
+	bool kick = false;
+
+	pthread_mutex_lock(&vq->lock);
+	if (vq->running) {
+		kick = vblk_process(b, vq);
+		/* Answers given right away (errors, GET_ID) and completions so far: decide now.
+		 * A completion pushing after this sets the bit again. */
+		__atomic_fetch_and(&b->signal_mask, ~(1ULL << q), __ATOMIC_ACQ_REL);
+		virtio_dev_queue_signal(d, q);
+	}
+	pthread_mutex_unlock(&vq->lock);
+	/* One submission per notification, outside the queue lock: completions of this
+	 * queue need not wait for the system call. */
+	if (kick)
+		blk_kick(b->be);
 }
 
 /* --- configuration space, reset --- */
@@ -527,25 +614,51 @@ static void vblk_config_write(struct virtio_dev *d, uint32_t off, const void *da
 	struct virtio_blk *b = d->opaque;
 	if (off == VIRTIO_BLK_CFG_WRITEBACK && len == 1 &&
 	    virtio_dev_has_feature(d, VIRTIO_BLK_F_CONFIG_WCE)) {
-		b->cfg.writeback = *(const uint8_t *)data ? 1 : 0;
+		__atomic_store_n(&b->cfg.writeback, *(const uint8_t *)data ? 1 : 0,
+				 __ATOMIC_RELAXED);
 		return;
 	}
 	vlog_rl("virtio-blk: config write of %u bytes at %u ignored", len, off);
 }
 
+/* DRIVER_OK (device locked): the enabled queues start taking requests. */
+static int vblk_activate(struct virtio_dev *d)
+{
+	struct virtio_blk *b = d->opaque;
+	for (unsigned q = 0; q < b->nq; q++) {
+		struct vblk_queue *vq = &b->qs[q];
+		pthread_mutex_lock(&vq->lock);
+		vq->running = virtio_dev_queue(d, q)->live;
+		pthread_mutex_unlock(&vq->lock);
+	}
+	return 0;
+}
+
+/* Device locked. Stop every queue and disown its requests in flight: their completions,
+ * whenever they come, only free them. */
+static void vblk_stop_queues(struct virtio_blk *b)
+{
+	for (unsigned q = 0; q < b->nq; q++) {
+		struct vblk_queue *vq = &b->qs[q];
+		pthread_mutex_lock(&vq->lock);
+		vq->running = false;
+		for (struct vblk_req *r = vq->inflight_list; r; r = r->next)
+			r->cancelled = true;
+		vq->inflight = 0;
+		pthread_mutex_unlock(&vq->lock);
+	}
+}
+
 static void vblk_reset(struct virtio_dev *d)
 {
 	struct virtio_blk *b = d->opaque;
-	for (struct vblk_req *r = b->inflight; r; r = r->next)
-		r->cancelled = true;
+	vblk_stop_queues(b);
 	/* Buffers of started requests are released when this returns. */
 	blk_drain(b->be);
-	for (unsigned q = 0; q < d->num_queues; q++)
-		b->q_inflight[q] = 0;
-	b->stopped = false;
-	b->signal_mask = 0;
-	b->throttled = 0;
-	b->cfg.writeback = b->initial_wce;
+	__atomic_store_n(&b->stopped, false, __ATOMIC_RELAXED);
+	__atomic_store_n(&b->signal_mask, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&b->throttled, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&b->cfg.writeback, b->initial_wce, __ATOMIC_RELAXED);
 }
 
 static const struct virtio_dev_ops vblk_ops_template = {
@@ -555,6 +668,7 @@ static const struct virtio_dev_ops vblk_ops_template = {
 	.config_size = sizeof(struct virtio_blk_config),
 	.config_read = vblk_config_read,
 	.config_write = vblk_config_write,
+	.activate = vblk_activate,
 	.queue_notify = vblk_queue_notify,
 	.reset = vblk_reset,
 };
@@ -593,6 +707,39 @@ static void vblk_config_init(struct virtio_blk *b, unsigned nq)
 	}
 }
 
+static void vblk_queues_free(struct virtio_blk *b, unsigned n)
+{
+	for (unsigned q = 0; q < n; q++) {
+		struct vblk_queue *vq = &b->qs[q];
+		struct vblk_req *r;
+		while ((r = vq->free_list)) {
+			vq->free_list = r->next;
+			free(container_of(r, struct vblk_req_pooled, r));
+		}
+		pthread_mutex_destroy(&vq->lock);
+	}
+	free(b->qs);
+	b->qs = NULL;
+}
+
+static int vblk_queues_init(struct virtio_blk *b, unsigned nq)
+{
+	b->qs = calloc(nq, sizeof(*b->qs));
+	if (!b->qs)
+		return -ENOMEM;
+	for (unsigned q = 0; q < nq; q++) {
+		int r = pthread_mutex_init(&b->qs[q].lock, NULL);
+		if (r) {
+			vblk_queues_free(b, q);
+			return -r;
+		}
+		b->qs[q].blk = b;
+		b->qs[q].index = q;
+	}
+	b->nq = nq;
+	return 0;
+}
+
 int virtio_blk_create(struct virtio_blk **out, const struct platform *plat,
 		      struct pci_host *host, struct blk_backend *be, unsigned num_queues)
 {
@@ -606,10 +753,10 @@ int virtio_blk_create(struct virtio_blk **out, const struct platform *plat,
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
-	b->q_inflight = calloc(nq, sizeof(*b->q_inflight));
-	if (!b->q_inflight) {
+	r = vblk_queues_init(b, nq);
+	if (r < 0) {
 		free(b);
-		return -ENOMEM;
+		return r;
 	}
 	b->be = be;
 	blk_get_info(be, &b->info);
@@ -643,7 +790,7 @@ fail_dev:
 	blk_set_batch_hook(be, NULL, NULL);
 	virtio_dev_fini(&b->vdev);
 fail:
-	free(b->q_inflight);
+	vblk_queues_free(b, nq);
 	free(b);
 	return r;
 }
@@ -653,25 +800,34 @@ void virtio_blk_destroy(struct virtio_blk *b)
 	if (!b)
 		return;
 	virtio_dev_lock(&b->vdev);
-	b->dying = true; /* completions must not start requests or interrupt now */
-	b->stopped = true;
-	for (struct vblk_req *r = b->inflight; r; r = r->next)
-		r->cancelled = true;
+	/* Completions must not start requests or interrupt now. */
+	__atomic_store_n(&b->dying, true, __ATOMIC_RELEASE);
+	__atomic_store_n(&b->stopped, true, __ATOMIC_RELAXED);
+	vblk_stop_queues(b);
 	virtio_dev_unlock(&b->vdev);
 	/* Every completion runs (and frees its request) before this returns. */
 	blk_quiesce(b->be);
 	blk_set_batch_hook(b->be, NULL, NULL);
 	virtio_pci_destroy(b->pci);
 	virtio_dev_fini(&b->vdev);
-	free(b->q_inflight);
+	vblk_queues_free(b, b->nq);
 	free(b);
 }
 
+_Static_assert(sizeof(struct virtio_blk_stats) % sizeof(uint64_t) == 0, "stats: all uint64_t");
+
 void virtio_blk_get_stats(struct virtio_blk *b, struct virtio_blk_stats *out)
 {
-	virtio_dev_lock(&b->vdev);
-	*out = b->stats;
-	virtio_dev_unlock(&b->vdev);
+	uint64_t *sum = (uint64_t *)(void *)out;
+	memset(out, 0, sizeof(*out));
+	for (unsigned q = 0; q < b->nq; q++) {
+		struct vblk_queue *vq = &b->qs[q];
+		pthread_mutex_lock(&vq->lock);
+		const uint64_t *s = (const uint64_t *)(const void *)&vq->stats;
+		for (size_t i = 0; i < sizeof(*out) / sizeof(uint64_t); i++)
+			sum[i] += s[i];
+		pthread_mutex_unlock(&vq->lock);
+	}
 }
 
 struct virtio_dev *virtio_blk_vdev(struct virtio_blk *b)

@@ -32,16 +32,30 @@
  * Host errors (ENOSPC, EIO, ...) complete the request with IOERR.
  *
  * Completion: the status byte, then the used element (used length = the chain's writable
- * bytes, which covers the status byte), then one interrupt per queue per completion batch
- * (EVENT_IDX through the core). Writeback caching: the guest may switch it with the
- * writeback config field when CONFIG_WCE is negotiated; writeback 0 (or FLUSH not
- * negotiated) makes every write FUA. Requests run on the thread that processes the queue;
- * completions arrive on the backend's completion thread and take the device lock.
+ * bytes, which covers the status byte), then one interrupt decision per queue per
+ * completion batch (EVENT_IDX through the core). Writeback caching: the guest may switch it
+ * with the writeback config field when CONFIG_WCE is negotiated; writeback 0 (or FLUSH not
+ * negotiated) makes every write FUA. Requests run on the thread that processes the queue
+ * (one backend submission per notification); completions arrive on the backend's
+ * completion thread. Common single-range requests come from a per-queue pool: steady I/O
+ * does not allocate.
  *
- * Reset cancels: requests in flight are marked dead and blk_drain() waits for the host to
- * release their buffers before the reset returns, so no completion touches guest memory
- * or the rings after the queues were reset. Destroy after the I/O loop stopped and the PCI
- * host was finalised; the backend stays the caller's (close it after the device).
+ * Locking (multiqueue): each queue has its own lock, covering its ring while the queue
+ * runs, its requests in flight and its counters. A completion takes only its queue's lock
+ * (the push, the status byte, and the batch's interrupt decision), so queues complete
+ * independently of each other and of the device lock. The device lock (virtio core) is
+ * taken for notifications (the core holds it around queue_notify), configuration, status
+ * and reset, and on the rare path that restarts a queue throttled by a driver republishing
+ * busy buffers. Lock order: device lock -> queue lock -> backend lock. The transport's
+ * interrupt op is therefore called with a queue lock rather than the device lock held
+ * (virtio-pci's only reads the queue's vector and takes its own MSI-X lock).
+ *
+ * Reset cancels: under each queue lock the queue stops and its requests in flight are
+ * marked dead; blk_drain() then waits for the host to release their buffers before the
+ * reset returns. Their completions, whenever delivered (even after the driver set the
+ * device up again), only free them: no completion touches guest memory or a ring after
+ * the reset. Destroy after the I/O loop stopped and the PCI host was finalised; the
+ * backend stays the caller's (close it after the device).
  */
 #ifndef VIREO_DEVICES_VIRTIO_VIRTIO_BLK_H
 #define VIREO_DEVICES_VIRTIO_VIRTIO_BLK_H

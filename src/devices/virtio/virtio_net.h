@@ -1,8 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * virtio-net (virtio id 1): queue 0 receive, queue 1 transmit, queue 2 control. One queue
- * pair (no VIRTIO_NET_F_MQ). Frames go to and come from a struct net_backend (net/net.h),
+ * virtio-net (virtio id 1). Frames go to and come from a struct net_backend (net/net.h),
  * which the device borrows: the backend outlives guest reboots, the device does not.
+ *
+ * Queues: N = net_backend_nr_queues(be) queue pairs (1..VIRTIO_NET_MAX_PAIRS); pair i has
+ * receive queue 2i and transmit queue 2i + 1 and is served by backend queue i (its own
+ * fd); the control queue is 2N (2 when the driver did not negotiate MQ). The device has
+ * 2N + 1 queues and the transport gives each its own MSI-X vector if the driver wants.
+ * With N > 1 it offers VIRTIO_NET_F_MQ and max_virtqueue_pairs = N. After DRIVER_OK only
+ * pair 0 is used until the driver sends VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET k: k must be
+ * 1..N with every queue of pairs [0, k) set up, else the command fails (VIRTIO_NET_ERR)
+ * and nothing changes. Backend queues of unused pairs are detached (TUNSETQUEUE), so the
+ * host steers no flow to them; a reset goes back to one pair.
  *
  * Features offered: MAC, MTU, STATUS (link always up), MRG_RXBUF, CTRL_VQ, CTRL_RX
  * (promiscuous / all-multicast / MAC table), CTRL_MAC_ADDR; and, only when the backend
@@ -10,7 +19,13 @@
  * HOST_TSO4/6, HOST_ECN, GUEST_TSO4/6, GUEST_ECN. The guest's receive offloads are applied
  * to the backend at DRIVER_OK (TUNSETOFFLOAD) and cleared at reset.
  *
- * Data path (all under the device lock, normally on the I/O thread):
+ * Data path, per queue pair, on the I/O thread (or a vCPU thread when a notification is
+ * not an ioeventfd). Locking (virtio_net_priv.h): each pair has its own lock; backend
+ * readiness and rescheduled work take only that lock, so pairs share no lock on the hot
+ * path; a queue notification comes from the core with the device lock held and then
+ * takes the pair lock. Interrupts are raised once per batch, from a pair's own context
+ * through the transport's interrupt op without the device lock (virtio-pci's only needs
+ * its pci_dev lock; a transport that needs more must say so).
  * - RX: on backend readiness, pop receive chains and read frames straight into them (TAP:
  *   readv into the guest's buffers). With MRG_RXBUF several chains are gathered for one
  *   frame and num_buffers is set; without it each frame takes one chain. When the driver
@@ -22,7 +37,7 @@
  * - TX: on notification, pop chains and write each frame to the backend; a backend that
  *   would block is retried when its fd becomes writable.
  * - At most VIRTIO_NET_BUDGET frames per queue per wakeup; the rest is rescheduled through
- *   an eventfd on the I/O loop, so one busy queue cannot starve other devices.
+ *   the pair's eventfd on the I/O loop, so one busy queue cannot starve other devices.
  *
  * Validation: a receive chain with device-readable buffers or less than 12 writable bytes,
  * a transmit chain with writable buffers or less than 12 readable bytes (no header), a
@@ -31,9 +46,14 @@
  * bytes, or with a header using offloads that were not negotiated (vnet.h) is dropped and
  * completed (tx_dropped).
  *
- * vhost-net (net config vhost=on): if /dev/vhost-net exists and accepts the setup, the
- * kernel serves the RX/TX rings of a TAP backend and the device keeps only the control
- * queue (the receive filter is then not applied). Otherwise the userspace path is used.
+ * Control commands: CTRL_RX (promiscuous, all-multicast), CTRL_MAC (table, address),
+ * CTRL_MQ (VQ_PAIRS_SET). Anything else, a wrong payload length, or a class whose feature
+ * was not negotiated is answered with VIRTIO_NET_ERR.
+ *
+ * vhost-net (net config vhost=on, one queue pair only): if /dev/vhost-net exists and
+ * accepts the setup, the kernel serves the RX/TX rings of a TAP backend and the device
+ * keeps only the control queue (the receive filter is then not applied). Otherwise the
+ * userspace path is used.
  *
  * Lifetime: as virtio_rng.h. The backend must stay open until virtio_net_destroy().
  */
@@ -52,7 +72,8 @@ struct net_backend;
 #define VIRTIO_NET_BUDGET 256 /* frames per queue per wakeup */
 #define VIRTIO_NET_RXQ 0
 #define VIRTIO_NET_TXQ 1
-#define VIRTIO_NET_CTRLQ 2
+#define VIRTIO_NET_CTRLQ 2 /* without MQ */
+#define VIRTIO_NET_MAX_PAIRS 16u
 
 /* Feature bits (virtio 1.x, 5.1.3). */
 #define VIRTIO_NET_F_CSUM 0
@@ -93,6 +114,8 @@ struct net_backend;
 #define VIRTIO_NET_CTRL_MAC 1
 #define VIRTIO_NET_CTRL_MAC_TABLE_SET 0
 #define VIRTIO_NET_CTRL_MAC_ADDR_SET 1
+#define VIRTIO_NET_CTRL_MQ 4
+#define VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET 0
 
 struct virtio_net_stats {
 	uint64_t rx_packets, rx_bytes; /* delivered to the guest (bytes without header) */
@@ -108,7 +131,13 @@ struct virtio_net_stats {
 int virtio_net_create(struct virtio_net **out, const struct platform *plat, struct pci_host *host,
 		      struct net_backend *be, const uint8_t mac[6]) WUR;
 void virtio_net_destroy(struct virtio_net *n);
+/* Totals over all queue pairs. */
 void virtio_net_get_stats(struct virtio_net *n, struct virtio_net_stats *out);
+/* One pair's data counters (ctrl_* are 0); -EINVAL if pair >= the device's pairs. */
+int virtio_net_get_pair_stats(struct virtio_net *n, unsigned pair,
+			      struct virtio_net_stats *out) WUR;
+/* Queue pairs in use (0 before DRIVER_OK); *max_pairs (if not NULL) gets the device's. */
+unsigned virtio_net_pairs(struct virtio_net *n, unsigned *max_pairs);
 /* The generic virtio device inside (tests, status reporting). */
 struct virtio_dev *virtio_net_vdev(struct virtio_net *n);
 /* Run receive and transmit work now. Only needed where plat->loop is NULL (unit tests). */

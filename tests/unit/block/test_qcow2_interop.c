@@ -403,7 +403,8 @@ static void test_commit_resize_prealloc(void **state)
 	assert_int_equal(img_pwrite(im, model + (5u << 20), 4096, 5u << 20), 0);
 	memset(model + 2000000, 0, 300000);
 	assert_int_equal(img_write_zeroes(im, 2000000, 300000, true), 0);
-	assert_int_equal(qcow2_commit(im, err, sizeof(err)), 0);
+	struct qcow2_commit_opts keep = { .keep = true };
+	assert_int_equal(qcow2_commit(im, &keep, err, sizeof(err)), 0);
 	assert_true(tu_compare_image(im, model, 6u << 20) == -1);
 	img_close(im);
 	qemu_check(f, base);

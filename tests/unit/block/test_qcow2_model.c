@@ -2,7 +2,8 @@
 /*
  * Shadow-model test for the qcow2 driver: seeded random programs of writes (unaligned,
  * split iovecs), reads, discards, write-zeroes, flushes, close/reopen and snapshot
- * create/apply/delete/read, every read compared with an in-memory model of the disk.
+ * create/apply/delete/read and whole-cluster compressed writes (compressible or not), every
+ * read compared with an in-memory model of the disk.
  * Every 37 operations a copy of the file as it stands (caches unflushed: what a crash
  * would leave) must check clean apart from leaks, by our check and now and then qemu's.
  * Afterwards the image must pass our own check with no errors and no leaks, and
@@ -37,6 +38,7 @@ struct cfg {
 	uint64_t seed;
 	unsigned maxw;	/* longest write in clusters (default 3) */
 	unsigned flags; /* img_open flags */
+	const char *compression; /* NULL: zlib */
 };
 
 struct run {
@@ -52,7 +54,7 @@ struct run {
 };
 
 enum { OP_WRITE, OP_READ, OP_DISCARD, OP_ZERO, OP_FLUSH, OP_REOPEN, OP_SNAP_CREATE,
-       OP_SNAP_APPLY, OP_SNAP_DELETE, OP_SNAP_READ, OP_CHECK, OP_NR };
+       OP_SNAP_APPLY, OP_SNAP_DELETE, OP_SNAP_READ, OP_CHECK, OP_COMPRESS, OP_NR };
 
 static void reopen(struct run *r)
 {
@@ -113,6 +115,20 @@ static void do_write(struct run *r)
 		pos += piece;
 	}
 	assert_int_equal(img_pwritev(r->im, iov, n, off), 0);
+	memcpy(r->model + off, r->buf, len);
+}
+
+/* One whole cluster through qcow2_write_compressed: half the time data that compresses. */
+static void do_compress(struct run *r)
+{
+	uint64_t cs = r->c->cluster_size, off = ALIGN_DOWN(tu_rand(&r->rng) % r->c->size, cs);
+	size_t len = (size_t)MIN(cs, r->c->size - off);
+
+	tu_fill(r->buf, len, &r->rng);
+	if (tu_rand(&r->rng) & 1)
+		for (size_t i = 48; i < len; i++)
+			r->buf[i] = r->buf[i % 48];
+	assert_int_equal(qcow2_write_compressed(r->im, r->buf, len, off), 0);
 	memcpy(r->model + off, r->buf, len);
 }
 
@@ -235,7 +251,7 @@ static void crash_check(struct run *r, bool with_qemu)
 
 static int pick_op(struct run *r)
 {
-	static const int weights[OP_NR] = { 34, 26, 8, 8, 3, 3, 3, 2, 2, 4, 1 };
+	static const int weights[OP_NR] = { 34, 26, 8, 8, 3, 3, 3, 2, 2, 4, 1, 6 };
 	int total = 0, x;
 	for (int i = 0; i < OP_NR; i++)
 		total += weights[i];
@@ -287,7 +303,7 @@ static void run_model(void **state)
 	struct run r = { .c = c, .rng = c->seed * 0x9e3779b97f4a7c15ull + 1 };
 	struct qcow2_create_opts o = {
 		.size = c->size, .cluster_size = c->cluster_size, .version = c->version,
-		.refcount_bits = c->refcount_bits,
+		.refcount_bits = c->refcount_bits, .compression = c->compression,
 	};
 	char err[512] = "";
 
@@ -332,6 +348,7 @@ static void run_model(void **state)
 		case OP_FLUSH: assert_int_equal(img_flush(r.im), 0); break;
 		case OP_REOPEN: reopen(&r); break;
 		case OP_CHECK: check_clean(&r); break;
+		case OP_COMPRESS: do_compress(&r); break;
 		default: do_snapshot_op(&r, op); break;
 		}
 		if (i % 37 == 36)
@@ -343,11 +360,12 @@ static void run_model(void **state)
 	assert_true(tu_compare_image(r.im, r.model, c->size) == -1);
 	check_clean(&r);
 	img_close(r.im);
-	fprintf(stderr, "%s: %u ops (w %u r %u disc %u zero %u flush %u reopen %u snap c/a/d/r %u/%u/%u/%u check %u)\n",
+	fprintf(stderr, "%s: %u ops (w %u r %u disc %u zero %u flush %u reopen %u snap c/a/d/r "
+			"%u/%u/%u/%u check %u compressed %u)\n",
 		c->name, c->ops, r.counts[OP_WRITE], r.counts[OP_READ], r.counts[OP_DISCARD],
 		r.counts[OP_ZERO], r.counts[OP_FLUSH], r.counts[OP_REOPEN],
 		r.counts[OP_SNAP_CREATE], r.counts[OP_SNAP_APPLY], r.counts[OP_SNAP_DELETE],
-		r.counts[OP_SNAP_READ], r.counts[OP_CHECK]);
+		r.counts[OP_SNAP_READ], r.counts[OP_CHECK], r.counts[OP_COMPRESS]);
 	if (qemu)
 		qemu_verify(&r);
 	for (unsigned i = 0; i < r.nsnap; i++)
@@ -373,6 +391,8 @@ static const struct cfg cfgs[] = {
 	{ "v3-512-rc64-grow", 3, 512, 64, 6u << 20, 0, true, 1200, 8, 96 },
 	/* O_DIRECT: unaligned guest requests go through the aligned bounce path */
 	{ "v3-64k-direct-backing", 3, 65536, 16, 4u << 20, 3u << 20, true, 1500, 9, 3, IMG_O_DIRECT },
+	/* zstd for the compressed writes, with a backing file */
+	{ "v3-4k-zstd-backing", 3, 4096, 16, 3u << 20, 2u << 20, true, 1500, 10, 3, 0, "zstd" },
 };
 
 /* ---- concurrent I/O: threads on disjoint regions sharing L2 tables ---- */

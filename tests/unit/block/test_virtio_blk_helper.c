@@ -48,9 +48,15 @@ static void vbx_create_dev(struct vbx *x, unsigned nq)
 
 void vbx_attach_file(struct vbx *x, struct blk_config *cfg, unsigned nq)
 {
+	vbx_attach_file_loop(x, cfg, nq, NULL);
+}
+
+void vbx_attach_file_loop(struct vbx *x, struct blk_config *cfg, unsigned nq,
+			  struct evloop *loop)
+{
 	char err[256] = "";
 	snprintf(cfg->path, sizeof(cfg->path), "%s", x->path);
-	int r = blk_open(&x->be, cfg, NULL, err, sizeof(err));
+	int r = blk_open(&x->be, cfg, loop, err, sizeof(err));
 	if (r)
 		fail_msg("blk_open: %s", err);
 	vbx_create_dev(x, nq);

@@ -12,6 +12,7 @@
 #include "vq_helper.h"
 #include "vpci_helper.h"
 #include "block/blk_backend.h"
+#include "common/evloop.h"
 #include "devices/virtio/virtio_blk.h"
 #include "devices/virtio/virtio_spec.h"
 
@@ -50,6 +51,9 @@ uint8_t vbx_pat(uint64_t off, unsigned seed);
 void vbx_init(struct vbx *x);
 /* Open the file with cfg's options (path filled in), create the device with nq queues. */
 void vbx_attach_file(struct vbx *x, struct blk_config *cfg, unsigned nq);
+/* The same with completions delivered on loop (e.g. a running I/O thread). */
+void vbx_attach_file_loop(struct vbx *x, struct blk_config *cfg, unsigned nq,
+			  struct evloop *loop);
 /* A device on the scripted engine instead (info: size etc.). */
 void vbx_attach_script(struct vbx *x, const struct blk_info *info, unsigned nq);
 void vbx_fini(struct vbx *x);

@@ -54,7 +54,7 @@ static void test_split_around_hole(void **state)
 	struct e820_entry t[16];
 	unsigned n;
 	/* memfd-backed and sparse: costs nothing until touched. */
-	assert_int_equal(gmem_create(&m, LAYOUT_MMIO_HOLE_START + 512 * MIB), 0);
+	assert_int_equal(gmem_create(&m, LAYOUT_MMIO_HOLE_START + 512 * MIB, 0), 0);
 	assert_int_equal(boot_e820_build(&m, t, 16, &n), 0);
 	assert_int_equal(n, 5);
 	expect_entry(&t[0], 0, LAYOUT_EBDA_START, E820_TYPE_RAM);

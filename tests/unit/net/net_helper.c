@@ -59,6 +59,14 @@ static int fb_set_offload(struct net_backend *be, unsigned offloads)
 	return 0;
 }
 
+static int fb_queue_attach(struct net_backend *be, bool attach)
+{
+	struct fake_be *f = container_of(be, struct fake_be, be);
+	f->attach_calls++;
+	f->attached = attach;
+	return 0;
+}
+
 static void fb_close(struct net_backend *be)
 {
 	struct fake_be *f = container_of(be, struct fake_be, be);
@@ -75,13 +83,28 @@ static const struct net_backend_ops fb_ops = {
     .recv = fb_recv,
     .flush = fb_flush,
     .set_offload = fb_set_offload,
+    .queue_attach = fb_queue_attach,
     .close = fb_close,
 };
 
-static struct nx *nx_create(bool vnet_hdr, unsigned offload_caps, bool vhost)
+static void fb_init(struct fake_be *f, bool vnet_hdr, unsigned offload_caps, bool vhost)
+{
+	f->be.ops = &fb_ops;
+	f->be.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	assert_true(f->be.fd >= 0);
+	f->be.vnet_hdr = vnet_hdr;
+	f->be.offload_caps = offload_caps;
+	f->be.mtu = 1500;
+	f->be.vhost_wanted = vhost;
+	f->attached = true;
+	strcpy(f->be.desc, "fake");
+}
+
+static struct nx *nx_create(bool vnet_hdr, unsigned offload_caps, bool vhost, unsigned pairs)
 {
 	struct nx *x = calloc(1, sizeof(*x));
 	assert_non_null(x);
+	assert_true(pairs >= 1 && pairs <= NX_MAX_PAIRS);
 	fake_platform_init(&x->fp, 0, RAM_SIZE);
 	assert_int_equal(evloop_init(&x->loop), 0);
 	x->fp.plat.loop = &x->loop;
@@ -89,14 +112,20 @@ static struct nx *nx_create(bool vnet_hdr, unsigned offload_caps, bool vhost)
 				       LAYOUT_PCI_ECAM_SIZE, LAYOUT_PCI_MMIO_START,
 				       LAYOUT_PCI_MMIO_SIZE),
 			 0);
-	x->fb.be.ops = &fb_ops;
-	x->fb.be.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	assert_true(x->fb.be.fd >= 0);
-	x->fb.be.vnet_hdr = vnet_hdr;
-	x->fb.be.offload_caps = offload_caps;
-	x->fb.be.mtu = 1500;
-	x->fb.be.vhost_wanted = vhost;
-	strcpy(x->fb.be.desc, "fake");
+	fb_init(&x->fb, vnet_hdr, offload_caps, vhost);
+	x->pairs = pairs;
+	x->qfb[0] = &x->fb;
+	x->qbe[0] = &x->fb.be;
+	for (unsigned i = 1; i < pairs; i++) {
+		x->qfb[i] = calloc(1, sizeof(*x->qfb[i]));
+		assert_non_null(x->qfb[i]);
+		fb_init(x->qfb[i], vnet_hdr, offload_caps, vhost);
+		x->qbe[i] = &x->qfb[i]->be;
+	}
+	if (pairs > 1) {
+		x->fb.be.nr_queues = pairs;
+		x->fb.be.queues = x->qbe;
+	}
 	net_mac_default(x->mac, "unit", 0);
 	assert_int_equal(virtio_net_create(&x->net, &x->fp.plat, &x->host, &x->fb.be, x->mac), 0);
 	tpci_open(&x->p, &x->fp, &x->host, NET_PCI_ID);
@@ -105,12 +134,17 @@ static struct nx *nx_create(bool vnet_hdr, unsigned offload_caps, bool vhost)
 
 struct nx *nx_new(bool vnet_hdr, unsigned offload_caps)
 {
-	return nx_create(vnet_hdr, offload_caps, false);
+	return nx_create(vnet_hdr, offload_caps, false, 1);
+}
+
+struct nx *nx_new_mq(unsigned pairs, bool vnet_hdr, unsigned offload_caps)
+{
+	return nx_create(vnet_hdr, offload_caps, false, pairs);
 }
 
 struct nx *nx_new_vhost(bool vnet_hdr, unsigned offload_caps)
 {
-	return nx_create(vnet_hdr, offload_caps, true);
+	return nx_create(vnet_hdr, offload_caps, true, 1);
 }
 
 void nx_free(struct nx *x)
@@ -118,6 +152,10 @@ void nx_free(struct nx *x)
 	pci_host_fini(&x->host);
 	virtio_net_destroy(x->net);
 	fb_close(&x->fb.be);
+	for (unsigned i = 1; i < x->pairs; i++) {
+		fb_close(&x->qfb[i]->be);
+		free(x->qfb[i]);
+	}
 	evloop_fini(&x->loop);
 	fake_platform_fini(&x->fp);
 	free(x);
@@ -163,7 +201,67 @@ bool nx_driver_up(struct nx *x, uint64_t want)
 
 void nx_host_send(struct nx *x, const void *frame, size_t len)
 {
-	struct fake_be *f = &x->fb;
+	nx_host_send_q(x, 0, frame, len);
+}
+
+unsigned nx_ctrlq(const struct nx *x)
+{
+	return x->features & VIRTIO_BIT(VIRTIO_NET_F_MQ) ? 2 * x->pairs : VIRTIO_NET_CTRLQ;
+}
+
+bool nx_driver_up_mq(struct nx *x, uint64_t want, unsigned setup)
+{
+	assert_true(setup >= 1 && setup <= x->pairs);
+	for (unsigned e = 0; e < 2 * x->pairs + 2; e++)
+		tpci_msix_program(&x->p, e);
+	tpci_msix_enable(&x->p, true);
+	if (!tpci_negotiate(&x->p, VIRTIO_BIT(VIRTIO_F_VERSION_1) | want))
+		return false;
+	tpci_common_wr(&x->p, VIRTIO_PCI_COMMON_DFSELECT, 4, 0);
+	uint64_t off = tpci_common_rd(&x->p, VIRTIO_PCI_COMMON_DF, 4);
+	tpci_common_wr(&x->p, VIRTIO_PCI_COMMON_DFSELECT, 4, 1);
+	off |= tpci_common_rd(&x->p, VIRTIO_PCI_COMMON_DF, 4) << 32;
+	x->features = off & (want | VIRTIO_BIT(VIRTIO_F_VERSION_1));
+	tpci_common_wr(&x->p, VIRTIO_PCI_COMMON_MSIX, 2, 0);
+	for (unsigned i = 0; i < setup; i++) {
+		struct tvq *rx = i ? &x->qrx[i] : &x->rx, *tx = i ? &x->qtx[i] : &x->tx;
+		tvq_layout(rx, &x->fp.mem, i ? MQ_GPA + i * 0x4000 : RXQ_GPA, QSIZE);
+		tvq_layout(tx, &x->fp.mem, i ? MQ_GPA + i * 0x4000 + 0x2000 : TXQ_GPA, QSIZE);
+		tpci_queue_setup(&x->p, 2 * i, rx, (uint16_t)(1 + 2 * i));
+		tpci_queue_setup(&x->p, 2 * i + 1, tx, (uint16_t)(2 + 2 * i));
+	}
+	if (x->features & VIRTIO_BIT(VIRTIO_NET_F_CTRL_VQ)) {
+		tvq_layout(&x->cq, &x->fp.mem, CQ_GPA, QSIZE);
+		tpci_queue_setup(&x->p, nx_ctrlq(x), &x->cq, (uint16_t)(1 + nx_ctrlq(x)));
+	}
+	tpci_driver_ok(&x->p);
+	nx_run(x);
+	return true;
+}
+
+void nx_post_rx_q(struct nx *x, unsigned q, uint16_t head, uint64_t gpa, uint32_t len)
+{
+	struct tbuf b = {gpa, len, true};
+	struct tvq *t = q ? &x->qrx[q] : &x->rx;
+	memset(tmem(&x->fp.mem, gpa, len), 0xa5, len);
+	tvq_publish(t, tvq_add_chain(t, head, &b, 1));
+}
+
+void nx_post_tx_q(struct nx *x, unsigned q, uint16_t head, uint64_t gpa,
+		  const struct virtio_net_hdr_v1 *h, const void *frame, size_t len)
+{
+	struct tvq *t = q ? &x->qtx[q] : &x->tx;
+	uint8_t *p = tmem(&x->fp.mem, gpa, sizeof(*h) + len);
+	memcpy(p, h, sizeof(*h));
+	memcpy(p + sizeof(*h), frame, len);
+	struct tbuf b = {gpa, (uint32_t)(sizeof(*h) + len), false};
+	tvq_publish(t, tvq_add_chain(t, head, &b, 1));
+}
+
+void nx_host_send_q(struct nx *x, unsigned q, const void *frame, size_t len)
+{
+	assert_true(q < x->pairs);
+	struct fake_be *f = x->qfb[q];
 	uint64_t one = 1;
 	assert_true(f->rx_tail - f->rx_head < FB_MAX);
 	struct fb_frame *fr = &f->rx[f->rx_tail++ % FB_MAX];
@@ -239,7 +337,7 @@ uint8_t nx_ctrl(struct nx *x, uint8_t cls, uint8_t cmd, const void *data, size_t
 	}
 	b[n++] = (struct tbuf){ack_gpa, 1, true};
 	tvq_publish(&x->cq, tvq_add_chain(&x->cq, 0, b, n));
-	tpci_notify(&x->p, VIRTIO_NET_CTRLQ);
+	tpci_notify(&x->p, nx_ctrlq(x));
 	if (!tvq_get_used(&x->cq, &id, &l))
 		return 0xee;
 	assert_int_equal(id, 0);

@@ -44,7 +44,12 @@ struct fake_be {
 	unsigned recv_calls;
 	unsigned flush_calls; /* flush(): returns flush_ret */
 	int flush_ret;
+	bool attached;	       /* multiqueue: queue_attach() state (starts attached) */
+	unsigned attach_calls; /* queue_attach() calls */
 };
+
+#define NX_MAX_PAIRS 16
+#define MQ_GPA 0x50000ULL /* pair i >= 1: rx at MQ_GPA + i * 0x4000, tx 0x2000 above */
 
 struct nx {
 	struct fake_platform fp;
@@ -56,13 +61,31 @@ struct nx {
 	struct tvq rx, tx, cq;
 	uint64_t features;
 	uint8_t mac[6];
+	/* Multiqueue (nx_new_mq): backend queue i and the rings of pair i (0 = fb, rx, tx). */
+	unsigned pairs;
+	struct fake_be *qfb[NX_MAX_PAIRS];
+	struct net_backend *qbe[NX_MAX_PAIRS];
+	struct tvq qrx[NX_MAX_PAIRS], qtx[NX_MAX_PAIRS];
 };
 
 /* Fake backend with or without the virtio-net header, offload caps as given. */
 struct nx *nx_new(bool vnet_hdr, unsigned offload_caps);
 /* Same, with the backend asking for vhost-net. */
 struct nx *nx_new_vhost(bool vnet_hdr, unsigned offload_caps);
+/* A backend with `pairs` queues (the fake of a multiqueue TAP). */
+struct nx *nx_new_mq(unsigned pairs, bool vnet_hdr, unsigned offload_caps);
 void nx_free(struct nx *x);
+/* Guest: as nx_driver_up, but sets up the rings of the first `setup` pairs (vectors
+ * 1 + queue index) and the control queue at 2 * pairs when MQ is negotiated. */
+bool nx_driver_up_mq(struct nx *x, uint64_t want, unsigned setup);
+/* Backend queue q: queue a frame for the guest and signal readiness. */
+void nx_host_send_q(struct nx *x, unsigned q, const void *frame, size_t len);
+/* Guest: receive buffer / transmit chain on pair q (as nx_post_rx / nx_post_tx). */
+void nx_post_rx_q(struct nx *x, unsigned q, uint16_t head, uint64_t gpa, uint32_t len);
+void nx_post_tx_q(struct nx *x, unsigned q, uint16_t head, uint64_t gpa,
+		  const struct virtio_net_hdr_v1 *h, const void *frame, size_t len);
+/* The control queue's index as the driver sees it. */
+unsigned nx_ctrlq(const struct nx *x);
 /* Guest: negotiate (VERSION_1 | want, masked by the offer), set up rx/tx (+ctrl if
  * CTRL_VQ) on MSI-X vectors 1/2/3, DRIVER_OK. Returns false if FEATURES_OK was refused. */
 bool nx_driver_up(struct nx *x, uint64_t want);

@@ -53,6 +53,19 @@ static void test_options(void **state)
 	assert_true(cfg.vhost);
 	assert_int_equal(parse("network=br0,vhost=off"), 0);
 	assert_false(cfg.vhost);
+	assert_int_equal(cfg.queues, 1); /* the default */
+	assert_int_equal(parse("tap=t0,queues=4"), 0);
+	assert_int_equal(cfg.queues, 4);
+	assert_int_equal(parse("network=br0,queues=16,vhost=off"), 0);
+	assert_int_equal(cfg.queues, 16);
+	assert_int_equal(parse("user,queues=1"), 0);
+	assert_int_equal(cfg.queues, 1);
+	assert_int_equal(parse("tap=t0,queues=2,vhost=on"), -EINVAL);
+	assert_non_null(strstr(err, "vhost"));
+	assert_int_equal(parse("user,queues=2"), -EINVAL);
+	assert_non_null(strstr(err, "user networking"));
+	assert_int_equal(parse("tap=t0,queues=17"), -EINVAL);
+	assert_non_null(strstr(err, "1 to 16"));
 
 	assert_int_equal(parse("user,hostfwd=tcp:2222-:22,hostfwd=udp:127.0.0.1:5353-:53,"
 			       "hostfwd=tcp::8080-:80"),
@@ -110,6 +123,12 @@ static void test_rejects(void **state)
 	    /* vhost: only tap/network, on/off */
 	    "user,vhost=on",
 	    "tap=t,vhost=yes",
+	    /* queues: 1..16, tap/network only */
+	    "tap=t,queues=0",
+	    "tap=t,queues=",
+	    "tap=t,queues=-1",
+	    "tap=t,queues=1x",
+	    "tap=t,queues=99999999999999999999",
 	    "tap=t,unknown=1",
 	    "user,mac=0e:00:00:00:00:01,x",
 	};

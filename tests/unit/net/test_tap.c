@@ -21,6 +21,7 @@
 #include <arpa/inet.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
+#include <linux/if_tun.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <cmocka.h>
@@ -157,6 +158,86 @@ static void test_tap_data(void **state)
 	assert_int_equal(if_nametoindex("vt0"), 0); /* ours, not persistent: gone */
 }
 
+/* Receive one frame on queue q within a short wait; its length, or -EAGAIN. */
+static ssize_t q_recv(struct net_backend *be, unsigned q, uint8_t *buf, size_t len)
+{
+	struct iovec iov = {buf, len};
+	for (unsigned i = 0; i < 200; i++) {
+		ssize_t r = net_backend_recv(net_backend_queue(be, q), &iov, 1);
+		if (r != -EAGAIN)
+			return r;
+		usleep(1000);
+	}
+	return -EAGAIN;
+}
+
+static void test_tap_multiqueue(void **state)
+{
+	(void)state;
+	static uint8_t out[200], in[70000];
+	struct net_backend *be = open_be("tap=vmq0,queues=3", 0, NULL);
+	assert_int_equal(net_backend_nr_queues(be), 3);
+	assert_ptr_equal(net_backend_queue(be, 0), be);
+	for (unsigned i = 1; i < 3; i++) {
+		struct net_backend *q = net_backend_queue(be, i);
+		assert_ptr_not_equal(q, be);
+		assert_true(q->fd >= 0 && q->fd != be->fd);
+		assert_true(q->vnet_hdr);
+		assert_int_equal(q->offload_caps, be->offload_caps);
+		assert_int_equal(q->mtu, be->mtu);
+		assert_string_equal(q->ifname, "vmq0");
+	}
+	int ps = packet_socket("vmq0");
+
+	/* Guest -> host through queue 2. */
+	struct virtio_net_hdr_v1 h = {0};
+	frame(out, sizeof(out), 5);
+	struct iovec iov[2] = {{&h, 12}, {out, sizeof(out)}};
+	assert_int_equal(net_backend_send(net_backend_queue(be, 2), iov, 2), 0);
+	assert_int_equal(ps_recv(ps, in, sizeof(in)), sizeof(out));
+	assert_memory_equal(in, out, sizeof(out));
+
+	/* Host -> guest: with queues 0 and 1 detached, every frame reaches queue 2. */
+	assert_int_equal(net_backend_queue_attach(net_backend_queue(be, 0), false), 0);
+	assert_int_equal(net_backend_queue_attach(net_backend_queue(be, 1), false), 0);
+	for (uint8_t seed = 0; seed < 4; seed++) {
+		frame(out, sizeof(out), seed);
+		out[30] = seed; /* different flows */
+		assert_int_equal(send(ps, out, sizeof(out), 0), (ssize_t)sizeof(out));
+		assert_int_equal(q_recv(be, 2, in, sizeof(in)), 12 + sizeof(out));
+		assert_memory_equal(in + 12, out, sizeof(out));
+	}
+	assert_int_equal(q_recv(be, 0, in, sizeof(in)), -EAGAIN);
+	/* Attached again, a queue receives (Linux still lets a detached queue write). */
+	assert_int_equal(net_backend_queue_attach(net_backend_queue(be, 0), true), 0);
+	assert_int_equal(net_backend_queue_attach(net_backend_queue(be, 2), false), 0);
+	frame(out, sizeof(out), 9);
+	assert_int_equal(send(ps, out, sizeof(out), 0), (ssize_t)sizeof(out));
+	assert_int_equal(q_recv(be, 0, in, sizeof(in)), 12 + sizeof(out));
+	/* Offloads act on the whole device, set through queue 0. */
+	assert_int_equal(net_backend_set_offload(be, NET_OFFLOAD_CSUM), 0);
+	assert_int_equal(net_backend_set_offload(be, 0), 0);
+
+	/* queues=1 on a persistent multi_queue TAP attaches as its only queue. */
+	assert_int_equal(ioctl(be->fd, TUNSETPERSIST, 1), 0);
+	close(ps);
+	net_backend_close(be);
+	assert_true(if_nametoindex("vmq0") > 0);
+	be = open_be("tap=vmq0", 0, NULL);
+	assert_int_equal(net_backend_nr_queues(be), 1);
+	assert_int_equal(ioctl(be->fd, TUNSETPERSIST, 0), 0);
+	net_backend_close(be);
+	assert_int_equal(if_nametoindex("vmq0"), 0);
+	/* A TAP without multi_queue cannot take more queues. */
+	be = open_be("tap=vt2", 0, NULL);
+	assert_int_equal(ioctl(be->fd, TUNSETPERSIST, 1), 0);
+	net_backend_close(be);
+	assert_null(open_be("tap=vt2,queues=2", -EINVAL, "multi_queue"));
+	be = open_be("tap=vt2", 0, NULL);
+	assert_int_equal(ioctl(be->fd, TUNSETPERSIST, 0), 0);
+	net_backend_close(be);
+}
+
 static bool has_master(const char *dev, const char *master)
 {
 	char cmd[128], line[512];
@@ -208,6 +289,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_tap_data),
+	    cmocka_unit_test(test_tap_multiqueue),
 	    cmocka_unit_test(test_bridge),
 	    cmocka_unit_test(test_tap_errors),
 	};
