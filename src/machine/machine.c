@@ -530,12 +530,16 @@ int machine_status_json(struct machine *m, char *buf, size_t len)
 	jappend(buf, len, &off, "],\"nics\":[");
 	for (unsigned i = 0; i < m->cfg.nr_nics; i++) {
 		struct virtio_net_stats ns = {0};
-		if (m->dev.nics[i])
+		unsigned pairs = 0, max_pairs = 0;
+		if (m->dev.nics[i]) {
 			virtio_net_get_stats(m->dev.nics[i], &ns);
+			pairs = virtio_net_pairs(m->dev.nics[i], &max_pairs);
+		}
 		jappend(buf, len, &off,
-			"%s{\"rx_packets\":%llu,\"rx_bytes\":%llu,\"rx_dropped\":%llu,"
+			"%s{\"queue_pairs\":%u,\"max_queue_pairs\":%u,"
+			"\"rx_packets\":%llu,\"rx_bytes\":%llu,\"rx_dropped\":%llu,"
 			"\"tx_packets\":%llu,\"tx_bytes\":%llu,\"tx_dropped\":%llu}",
-			i ? "," : "", (unsigned long long)ns.rx_packets,
+			i ? "," : "", pairs, max_pairs, (unsigned long long)ns.rx_packets,
 			(unsigned long long)ns.rx_bytes, (unsigned long long)ns.rx_dropped,
 			(unsigned long long)ns.tx_packets, (unsigned long long)ns.tx_bytes,
 			(unsigned long long)ns.tx_dropped);

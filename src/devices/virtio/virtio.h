@@ -61,7 +61,9 @@ struct virtio_dev_ops {
 	void (*reset)(struct virtio_dev *d);
 };
 
-/* Implemented by the transport (e.g. virtio-pci). Called with the device lock held. */
+/* Implemented by the transport (e.g. virtio-pci). interrupt() is thread-safe by itself: it
+ * may be called with or without the device lock (virtio-net's queue pairs signal under their
+ * own pair lock only), so a transport must not rely on the device lock in it. */
 struct virtio_transport_ops {
 	/* Raise the interrupt for queue q, or for a config change when q == VIRTIO_IRQ_CONFIG. */
 	void (*interrupt)(void *transport, unsigned q);

@@ -14,6 +14,8 @@
 
 /* --- interrupts (virtio_transport_ops) --- */
 
+/* May run without the device lock (see virtio_transport_ops): it only reads the vector
+ * (atomically: the driver may be reprogramming it) and the MSI-X code has its own lock. */
 static void vpci_interrupt(void *opaque, unsigned q)
 {
 	struct virtio_pci *t = opaque;
@@ -21,14 +23,14 @@ static void vpci_interrupt(void *opaque, unsigned q)
 
 	if (q == VIRTIO_IRQ_CONFIG) {
 		__atomic_fetch_or(&t->isr, VIRTIO_PCI_ISR_CONFIG, __ATOMIC_SEQ_CST);
-		vec = t->config_vector;
+		vec = __atomic_load_n(&t->config_vector, __ATOMIC_RELAXED);
 	} else {
 		if (q >= t->vdev->num_queues)
 			return;
 		/* With MSI-X on, the driver does not look at the queue bit of the ISR. */
 		if (!pci_msix_enabled(&t->pci))
 			__atomic_fetch_or(&t->isr, VIRTIO_PCI_ISR_QUEUE, __ATOMIC_SEQ_CST);
-		vec = t->queue_vector[q];
+		vec = __atomic_load_n(&t->queue_vector[q], __ATOMIC_RELAXED);
 	}
 	if (vec == VIRTIO_MSI_NO_VECTOR)
 		return;
@@ -38,7 +40,7 @@ static void vpci_interrupt(void *opaque, unsigned q)
 }
 
 static const struct virtio_transport_ops vpci_tops = {
-	.interrupt = vpci_interrupt,
+    .interrupt = vpci_interrupt,
 };
 
 /* --- doorbells --- */
@@ -67,7 +69,8 @@ static void vpci_ioev_unregister(struct virtio_pci *t)
 		int r = p->ops->ioeventfd_del(p->ctx, t->ioev_base + VIRTIO_PCI_NOTIFY_MULT * q,
 					      NOTIFY_ACCESS_LEN, t->ioev[q].efd);
 		if (r < 0)
-			vwarn("%s: ioeventfd_del queue %u: %s", t->vdev->ops->name, q, strerror(-r));
+			vwarn("%s: ioeventfd_del queue %u: %s", t->vdev->ops->name, q,
+			      strerror(-r));
 	}
 	t->ioev_registered = false;
 }
@@ -76,8 +79,8 @@ static void vpci_ioev_sync(struct virtio_pci *t)
 {
 	const struct platform *p = t->plat;
 	const struct pci_bar *bar = &t->pci.bars[VIRTIO_PCI_BAR];
-	bool want = t->ioev && bar->mapped &&
-		    (virtio_dev_status(t->vdev) & VIRTIO_STATUS_DRIVER_OK);
+	bool want =
+	    t->ioev && bar->mapped && (virtio_dev_status(t->vdev) & VIRTIO_STATUS_DRIVER_OK);
 	uint64_t base = bar->addr + VIRTIO_PCI_NOTIFY_OFF;
 	unsigned nq = t->vdev->num_queues;
 
@@ -253,9 +256,9 @@ static void vpci_reset(struct virtio_pci *t)
 {
 	t->dfselect = t->gfselect = 0;
 	t->queue_select = 0;
-	t->config_vector = VIRTIO_MSI_NO_VECTOR;
+	__atomic_store_n(&t->config_vector, VIRTIO_MSI_NO_VECTOR, __ATOMIC_RELAXED);
 	for (unsigned q = 0; q < t->vdev->num_queues; q++)
-		t->queue_vector[q] = VIRTIO_MSI_NO_VECTOR;
+		__atomic_store_n(&t->queue_vector[q], VIRTIO_MSI_NO_VECTOR, __ATOMIC_RELAXED);
 	__atomic_store_n(&t->isr, 0, __ATOMIC_SEQ_CST);
 }
 
@@ -286,7 +289,8 @@ static void common_write(struct virtio_pci *t, uint32_t off, unsigned len, uint6
 		virtio_dev_set_driver_features(d, t->gfselect, (uint32_t)val);
 		return;
 	case VIRTIO_PCI_COMMON_MSIX:
-		t->config_vector = vpci_vector(t, (uint16_t)val);
+		__atomic_store_n(&t->config_vector, vpci_vector(t, (uint16_t)val),
+				 __ATOMIC_RELAXED);
 		return;
 	case VIRTIO_PCI_COMMON_STATUS:
 		vpci_status_write(t, (uint8_t)val);
@@ -300,7 +304,8 @@ static void common_write(struct virtio_pci *t, uint32_t off, unsigned len, uint6
 	case VIRTIO_PCI_COMMON_Q_MSIX:
 		/* Not ring layout: the driver may re-target a queue's vector at any time. */
 		if (q < d->num_queues)
-			t->queue_vector[q] = vpci_vector(t, (uint16_t)val);
+			__atomic_store_n(&t->queue_vector[q], vpci_vector(t, (uint16_t)val),
+					 __ATOMIC_RELAXED);
 		return;
 	case VIRTIO_PCI_COMMON_Q_ENABLE:
 		virtio_dev_queue_set_enable(d, q, (uint16_t)val);
@@ -399,13 +404,13 @@ static void vpci_bar_write(void *opaque, uint64_t off, const void *data, unsigne
 }
 
 static const struct bus_ops vpci_bar_ops = {
-	.read = vpci_bar_read,
-	.write = vpci_bar_write,
+    .read = vpci_bar_read,
+    .write = vpci_bar_write,
 };
 
 /* --- VIRTIO_PCI_CAP_PCI_CFG: BAR access window in config space --- */
 
-#define CFGWIN_BAR 4	/* capability-relative offsets of the window's fields */
+#define CFGWIN_BAR 4 /* capability-relative offsets of the window's fields */
 #define CFGWIN_OFFSET 8
 #define CFGWIN_LENGTH 12
 #define CFGWIN_DATA 16
@@ -467,9 +472,9 @@ static void vpci_cfg_written(struct pci_dev *pd, uint32_t off, unsigned len)
 }
 
 static const struct pci_dev_ops vpci_pci_ops = {
-	.cfg_read = vpci_cfg_read,
-	.cfg_written = vpci_cfg_written,
-	.bar_remapped = vpci_bar_remapped,
+    .cfg_read = vpci_cfg_read,
+    .cfg_written = vpci_cfg_written,
+    .bar_remapped = vpci_bar_remapped,
 };
 
 /* --- construction --- */
@@ -507,8 +512,9 @@ static int vpci_add_caps(struct virtio_pci *t)
 	r = vpci_add_cap(t, VIRTIO_PCI_CAP_COMMON_CFG, VIRTIO_PCI_BAR, VIRTIO_PCI_COMMON_OFF,
 			 VIRTIO_PCI_COMMON_SIZE, NULL, 0, NULL, NULL);
 	if (!r)
-		r = vpci_add_cap(t, VIRTIO_PCI_CAP_NOTIFY_CFG, VIRTIO_PCI_BAR, VIRTIO_PCI_NOTIFY_OFF,
-				 t->vdev->num_queues * VIRTIO_PCI_NOTIFY_MULT, &mult, 4, NULL, NULL);
+		r = vpci_add_cap(
+		    t, VIRTIO_PCI_CAP_NOTIFY_CFG, VIRTIO_PCI_BAR, VIRTIO_PCI_NOTIFY_OFF,
+		    t->vdev->num_queues * VIRTIO_PCI_NOTIFY_MULT, &mult, 4, NULL, NULL);
 	if (!r)
 		r = vpci_add_cap(t, VIRTIO_PCI_CAP_ISR_CFG, VIRTIO_PCI_BAR, VIRTIO_PCI_ISR_OFF, 1,
 				 NULL, 0, NULL, NULL);
@@ -582,8 +588,8 @@ static void vpci_ioev_teardown(struct virtio_pci *t)
 	t->ioev = NULL;
 }
 
-int virtio_pci_create(struct virtio_pci **out, const struct platform *plat,
-		      struct pci_host *host, struct virtio_dev *vdev, uint32_t class_code)
+int virtio_pci_create(struct virtio_pci **out, const struct platform *plat, struct pci_host *host,
+		      struct virtio_dev *vdev, uint32_t class_code)
 {
 	const struct virtio_dev_ops *ops = vdev->ops;
 	unsigned nq = vdev->num_queues;
