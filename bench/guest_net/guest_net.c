@@ -68,7 +68,11 @@ static const uint8_t bcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 static uint16_t be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
 static uint32_t be32(const uint8_t *p) { return (uint32_t)be16(p) << 16 | be16(p + 2); }
 static void put16(uint8_t *p, uint16_t x) { p[0] = (uint8_t)(x >> 8), p[1] = (uint8_t)x; }
-static void put32(uint8_t *p, uint32_t x) { put16(p, (uint16_t)(x >> 16)), put16(p + 2, (uint16_t)x); }
+static void put32(uint8_t *p, uint32_t x)
+{
+	put16(p, (uint16_t)(x >> 16));
+	put16(p + 2, (uint16_t)x);
+}
 static uint32_t ip32(const uint8_t *p) { return be32(p); }
 
 static uint32_t sum16(const uint8_t *p, size_t n, uint32_t sum)
@@ -288,13 +292,14 @@ static void dev_up(void)
 	       mac[2], mac[3], mac[4], mac[5], v.negotiated);
 }
 
-/* ---- frames ----------------------------------------------------------------------------------- */
+/* ---- frames ------------------------------------------------------------------------------ */
 
 static uint8_t *eth(uint8_t *buf, const uint8_t to[6], uint16_t type)
 {
 	uint8_t *f = buf + HDR;
-	if (buf >= slotbuf[0] && buf < slotbuf[NSLOT])
-		tmpl[(buf - slotbuf[0]) / BUFSZ] = false;
+	uintptr_t ub = (uintptr_t)buf, us = (uintptr_t)slotbuf;
+	if (ub >= us && ub < us + sizeof(slotbuf))
+		tmpl[(ub - us) / BUFSZ] = false;
 	memset(buf, 0, HDR);
 	memcpy(f, to, 6);
 	memcpy(f + 6, mac, 6);

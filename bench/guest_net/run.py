@@ -23,9 +23,9 @@ each VMM in turn, --rounds times (interleaved), and reports medians:
 
 Timing is host-side: the console lines BENCH-START/BENCH-END are timestamped on arrival, the
 TAP counters and the VMM's CPU time (/proc/PID/task/*/schedstat, i.e. user+system in ns, split
-into vCPU threads and the rest, plus child processes such as passt) are sampled at both. The guest busy-polls, so its
-vCPU thread is always busy: the "I/O CPU" columns (non-vCPU threads + children) are the device
-and backend cost, given per gigabit (Mbit/s cases) or per packet.
+into vCPU threads and the rest, plus child processes such as passt) are sampled at both. The
+guest busy-polls, so its vCPU thread is always busy: the "I/O CPU" columns (non-vCPU threads +
+children) are the device and backend cost, given per gigabit (Mbit/s cases) or per packet.
 
 Exit status: 0, 1 (a run failed), 77 (no root, /dev/kvm, /dev/net/tun or ip).
 """
@@ -261,9 +261,11 @@ def vmm_command(a, vmm, backend, cmdline):
                 "--net", net]
     nd = ("tap,id=n0,ifname=%s,script=no,downscript=no,vhost=off" % TAP if backend == "tap"
           else "user,id=n0")
-    return [a.qemu, "-name", "guest_net,debug-threads=on", "-M", "q35", "-enable-kvm", "-cpu", "host", "-m", "64", "-nodefaults",
-            "-kernel", a.elf, "-append", cmdline + " qemu ecam=0xb0000000", "-display", "none",
-            "-serial", "stdio", "-monitor", "none", "-device", "isa-debug-exit,iobase=0xf4,iosize=4",
+    return [a.qemu, "-name", "guest_net,debug-threads=on", "-M", "q35", "-enable-kvm",
+            "-cpu", "host", "-m", "64", "-nodefaults", "-kernel", a.elf,
+            "-append", cmdline + " qemu ecam=0xb0000000", "-display", "none",
+            "-serial", "stdio", "-monitor", "none",
+            "-device", "isa-debug-exit,iobase=0xf4,iosize=4",
             "-netdev", nd, "-device", "virtio-net-pci,netdev=n0,disable-legacy=on,mac=" + MAC]
 
 
