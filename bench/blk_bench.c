@@ -6,6 +6,7 @@
  *
  *   blk-bench run --path F [--format raw|qcow2] [--engine io_uring|threads] [--cache none|writeback]
  *                 --rw randread|randwrite|read|write --bs BYTES --qd N --time SECONDS [--loop 0|1]
+ *                 [--kick-each 0|1]
  *   blk-bench create-qcow2 --path F --size BYTES   (64 KiB clusters, data fully preallocated)
  *   blk-bench fill --path F [--format ...] [--cache ...]   (write every byte once, 1 MiB x 32)
  *
@@ -15,7 +16,9 @@
  * blk_poll() on this thread (no evloop); freed slots are resubmitted as one batch and one
  * blk_kick(), as a device does per queue notification. With --loop 1 the disk is opened on
  * an evloop instead and this thread runs it (evloop_run_once), the way the VMM's I/O
- * thread sees completions: through epoll, between other events.
+ * thread sees completions: through epoll, between other events. --kick-each 1 kicks after
+ * every request instead of once per batch (a driver that notifies per request; with --loop
+ * each request then reaches the host on its own).
  */
 #include "block/block.h"
 #include "block/qcow2.h"
@@ -43,6 +46,7 @@ struct bench {
 	struct blk_backend *be;
 	struct evloop loop;
 	bool use_loop;
+	bool kick_each;
 	enum blk_op op;
 	bool random;
 	uint64_t bs, disk_blocks, next_block, rng;
@@ -58,6 +62,7 @@ struct bench_args {
 	unsigned qd;
 	double seconds;
 	bool loop;
+	bool kick_each;
 };
 
 static double bench_now(void)
@@ -125,9 +130,11 @@ static unsigned bench_refill(struct bench *b)
 		s->req.iovcnt = 1;
 		s->req.done = bench_done;
 		blk_submit(b->be, &s->req);
+		if (b->kick_each)
+			blk_kick(b->be);
 		n++;
 	}
-	if (n)
+	if (n && !b->kick_each)
 		blk_kick(b->be);
 	return n;
 }
@@ -158,6 +165,7 @@ static int bench_setup(struct bench *b, const struct bench_args *a, enum blk_op 
 		     : strcmp(a->engine, "io_uring") == 0 ? BLK_ENGINE_URING
 							   : BLK_ENGINE_AUTO;
 	b->use_loop = a->loop;
+	b->kick_each = a->kick_each;
 	if (b->use_loop && evloop_init(&b->loop) < 0) {
 		fprintf(stderr, "blk-bench: evloop_init failed\n");
 		return -ENOMEM;
@@ -327,6 +335,8 @@ static int bench_parse(int argc, char **argv, struct bench_args *a)
 			a->seconds = strtod(v, &end);
 		else if (!strcmp(k, "--loop"))
 			a->loop = strtoul(v, &end, 0) != 0;
+		else if (!strcmp(k, "--kick-each"))
+			a->kick_each = strtoul(v, &end, 0) != 0;
 		else
 			return -EINVAL;
 		if (end && *end)
@@ -346,7 +356,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: blk-bench run|fill|create-qcow2 --path F [--format raw|qcow2]\n"
 				"  [--engine auto|io_uring|threads] [--cache none|writeback]\n"
 				"  [--rw randread|randwrite|read|write] [--bs N] [--qd N] [--time S]"
-				" [--size N] [--loop 0|1]\n");
+				" [--size N] [--loop 0|1] [--kick-each 0|1]\n");
 		return 2;
 	}
 	if (!strcmp(a.cmd, "run"))

@@ -48,7 +48,7 @@
  * and reset, and on the rare path that restarts a queue throttled by a driver republishing
  * busy buffers. Lock order: device lock -> queue lock -> backend lock. The transport's
  * interrupt op is therefore called with a queue lock rather than the device lock held
- * (virtio-pci's only reads the queue's vector and takes its own MSI-X lock).
+ * (virtio.h allows that).
  *
  * Reset cancels: under each queue lock the queue stops and its requests in flight are
  * marked dead; blk_drain() then waits for the host to release their buffers before the
