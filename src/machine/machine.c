@@ -522,10 +522,12 @@ int machine_status_json(struct machine *m, char *buf, size_t len)
 			virtio_blk_get_stats(m->dev.blk[i], &bs);
 		jappend(buf, len, &off,
 			"%s{\"reads\":%llu,\"writes\":%llu,\"flushes\":%llu,\"read_bytes\":%llu,"
-			"\"write_bytes\":%llu,\"errors\":%llu}",
+			"\"write_bytes\":%llu,\"errors\":%llu,\"merges\":%llu,"
+			"\"merged_requests\":%llu}",
 			i ? "," : "", (unsigned long long)bs.reads, (unsigned long long)bs.writes,
 			(unsigned long long)bs.flushes, (unsigned long long)bs.read_bytes,
-			(unsigned long long)bs.write_bytes, (unsigned long long)bs.errors);
+			(unsigned long long)bs.write_bytes, (unsigned long long)bs.errors,
+			(unsigned long long)bs.merges, (unsigned long long)bs.merged_reqs);
 	}
 	jappend(buf, len, &off, "],\"nics\":[");
 	for (unsigned i = 0; i < m->cfg.nr_nics; i++) {

@@ -58,6 +58,13 @@ def status_checks(c, vireo, vm, sock, cpus):
     c.check(js.get("boots") == 1, "status: boots 1 (%r)" % js.get("boots"))
     c.check(isinstance(js.get("uptime_ms"), int) and js["uptime_ms"] > 0, "status: uptime_ms > 0")
     c.check(isinstance(js.get("exits"), int) and js["exits"] > 0, "status: exits counted (%r)" % js.get("exits"))
+    disks = js.get("disks")
+    keys = {"reads", "writes", "flushes", "read_bytes", "write_bytes", "errors", "merges",
+            "merged_requests"}
+    c.check(isinstance(disks, list) and len(disks) == 1 and set(disks[0]) == keys and
+            all(isinstance(v, int) for v in disks[0].values()),
+            "status: one disk with its I/O counters (%r)" % disks)
+    c.check(js.get("nics") == [], "status: no NICs (%r)" % js.get("nics"))
 
 
 def pause_resume(c, vireo, vm, sock):
@@ -205,7 +212,10 @@ def main():
 
     print("== VM 1 (--cpus %d): status, pause, resume, malformed requests, stop" % cpus)
     sock = os.path.join(tmp, "vm1.sock")
-    vm = Vm(vireo, ticker, ["--cpus", str(cpus)], sock=sock)
+    disk = os.path.join(tmp, "vm1.raw")
+    with open(disk, "wb") as f:
+        f.truncate(1 << 20)
+    vm = Vm(vireo, ticker, ["--cpus", str(cpus), "--disk", disk], sock=sock)
     try:
         if started(c, vm, "VM 1"):
             st = os.lstat(sock) if os.path.lexists(sock) else None

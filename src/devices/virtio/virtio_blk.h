@@ -38,7 +38,9 @@
  * negotiated) makes every write FUA. Requests run on the thread that processes the queue
  * (one backend submission per notification); completions arrive on the backend's
  * completion thread. Common single-range requests come from a per-queue pool: steady I/O
- * does not allocate.
+ * does not allocate. Adjacent reads (or writes) of one batch on one queue are merged into
+ * one host I/O, each still completed with its own status (rules in virtio_blk_priv.h and
+ * docs/virtio.md); FLUSH, DISCARD, WRITE_ZEROES and GET_ID never merge and keep their order.
  *
  * Locking (multiqueue): each queue has its own lock, covering its ring while the queue
  * runs, its requests in flight and its counters. A completion takes only its queue's lock
@@ -147,6 +149,8 @@ struct virtio_blk_stats {
 	uint64_t errors;      /* completed with IOERR (guest or host error) */
 	uint64_t unsupported; /* completed with UNSUPP */
 	uint64_t inflight;    /* requests submitted to the backend, not completed */
+	uint64_t merges;      /* host I/Os that carried several adjacent reads or writes */
+	uint64_t merged_reqs; /* requests sent as part of such a merged I/O */
 };
 
 /*
