@@ -30,65 +30,30 @@
  * it is done (frames/bytes the guest sent or, for rxrate, received; Ethernet bytes, TCP payload
  * bytes), then "PROBE guest_net: PASS". Timing is the host's job: the guest clock of a nested
  * VM is not trustworthy.
+ *
+ * Files: this one (driver, ARP/DHCP, UDP modes, probe_main), tcp.c (mode=tcp), guest_net.h.
  */
-#include "virtio.h"
+#include "guest_net.h"
 
 PROBE("guest_net");
 
-#define VIRTIO_ID_NET_MODERN 0x1041
-#define F_CSUM (1ull << 0)
-#define F_MAC (1ull << 5)
-#define F_HOST_TSO4 (1ull << 11)
-#define F_MRG_RXBUF (1ull << 15)
-#define F_STATUS (1ull << 16)
-#define HDR 12 /* struct virtio_net_hdr_v1 */
-#define QSZ 256
-#define NSLOT (QSZ / 2) /* transmit slots: descriptors 2k (headers) and 2k+1 (payload) */
-#define BUFSZ 2048
-#define SLOTBUF 128
-#define PAYLOAD_MAX 65536
-#define ETH_IP_TCP 54
-
-static struct vdev v;
-static struct vq rxq, txq;
+struct vdev v;
+struct vq txq;
+static struct vq rxq;
 static bool event_idx;
 static uint8_t rxbuf[QSZ][BUFSZ] __attribute__((aligned(4096)));
-static uint8_t slotbuf[NSLOT][BUFSZ] __attribute__((aligned(4096)));
+uint8_t slotbuf[NSLOT][BUFSZ] __attribute__((aligned(4096)));
 static uint8_t payload[PAYLOAD_MAX] __attribute__((aligned(4096)));
 static uint16_t tx_free[NSLOT];
-static bool tmpl[NSLOT]; /* slot holds the TCP data template (eth() clears it) */
+bool tmpl[NSLOT];
 static unsigned n_free;
 static uint16_t tx_pub_old, rx_pub_old;
-static uint8_t mac[6], dmac[6], myip[4], gw[4], dst[4];
+uint8_t dmac[6], myip[4], dst[4];
+static uint8_t mac[6], gw[4];
 static unsigned prefix = 24;
-static uint16_t port;
-static uint64_t deadline;
+uint16_t port;
+uint64_t deadline;
 static const uint8_t bcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
-
-static uint16_t be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static uint32_t be32(const uint8_t *p) { return (uint32_t)be16(p) << 16 | be16(p + 2); }
-static void put16(uint8_t *p, uint16_t x) { p[0] = (uint8_t)(x >> 8), p[1] = (uint8_t)x; }
-static void put32(uint8_t *p, uint32_t x)
-{
-	put16(p, (uint16_t)(x >> 16));
-	put16(p + 2, (uint16_t)x);
-}
-static uint32_t ip32(const uint8_t *p) { return be32(p); }
-
-static uint32_t sum16(const uint8_t *p, size_t n, uint32_t sum)
-{
-	for (size_t i = 0; i + 1 < n; i += 2)
-		sum += be16(p + i);
-	if (n & 1)
-		sum += (uint32_t)p[n - 1] << 8;
-	return sum;
-}
-static uint16_t fold(uint32_t sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)sum;
-}
 
 static bool parse_ip(const char *key, uint8_t ip[4])
 {
@@ -151,7 +116,7 @@ static void rx_post(uint16_t i)
 	vq_add(&rxq, i);
 }
 
-static void tx_reclaim(void)
+void tx_reclaim(void)
 {
 	uint32_t id, len;
 	while (vq_pop_used(&txq, &id, &len)) {
@@ -162,7 +127,7 @@ static void tx_reclaim(void)
 }
 
 /* A free transmit slot (its header buffer), reclaiming and waiting (bounded) if needed. */
-static unsigned tx_slot(void)
+unsigned tx_slot(void)
 {
 	uint64_t end = time_us() + 1000000;
 	while (!n_free) {
@@ -177,12 +142,12 @@ static unsigned tx_slot(void)
 
 /* Descriptors of slot k: its buffer holds the virtio-net header and hlen bytes; plus plen
  * payload bytes in a second descriptor. */
-static void tx_flush(void)
+void tx_flush(void)
 {
 	vq_publish(&txq, &tx_pub_old);
 }
 
-static void tx_desc(unsigned k, size_t hlen, size_t plen)
+void tx_desc(unsigned k, size_t hlen, size_t plen)
 {
 	volatile struct vring_desc *d = &txq.desc[2 * k];
 	d[0].addr = (uint64_t)(uintptr_t)slotbuf[k];
@@ -196,7 +161,7 @@ static void tx_desc(unsigned k, size_t hlen, size_t plen)
 	}
 }
 
-static void tx_queue(unsigned k, size_t hlen, size_t plen)
+void tx_queue(unsigned k, size_t hlen, size_t plen)
 {
 	tx_desc(k, hlen, plen);
 	vq_add(&txq, (uint16_t)(2 * k));
@@ -207,7 +172,7 @@ static void tx_queue(unsigned k, size_t hlen, size_t plen)
  * position p always carries head 2 * (p % NSLOT), set once, and a batch is only an index
  * update. That relies on the device completing transmit buffers in order, which both VMMs do
  * (the last used element of each batch is checked); VIRTIO_F_IN_ORDER is not negotiated. */
-static void tx_inorder_begin(void)
+void tx_inorder_begin(void)
 {
 	while (n_free < NSLOT) {
 		CHECK(time_us() < deadline, "transmit ring not drained");
@@ -220,7 +185,7 @@ static void tx_inorder_begin(void)
 }
 
 /* Free in-order slots; the next one is txq.avail_idx % NSLOT. */
-static unsigned tx_inorder_room(void)
+unsigned tx_inorder_room(void)
 {
 	uint16_t used = vq_used_idx(&txq);
 	if (used != txq.last_used) {
@@ -232,7 +197,7 @@ static unsigned tx_inorder_room(void)
 	return NSLOT - (uint16_t)(txq.avail_idx - txq.last_used);
 }
 
-static void tx_inorder_end(void)
+void tx_inorder_end(void)
 {
 	tx_flush();
 	while (vq_used_idx(&txq) != txq.avail_idx)
@@ -242,7 +207,7 @@ static void tx_inorder_end(void)
 }
 
 /* The next received frame (without the header) or NULL; the caller gives the slot back. */
-static uint8_t *rx_poll(uint16_t *slot, uint32_t *flen)
+uint8_t *rx_poll(uint16_t *slot, uint32_t *flen)
 {
 	uint32_t id, len;
 	if (!vq_pop_used(&rxq, &id, &len))
@@ -253,12 +218,12 @@ static uint8_t *rx_poll(uint16_t *slot, uint32_t *flen)
 	return rxbuf[id] + HDR;
 }
 
-static void rx_done(uint16_t slot)
+void rx_done(uint16_t slot)
 {
 	rx_post(slot);
 }
 
-static void rx_flush(void)
+void rx_flush(void)
 {
 	vq_quiet(&rxq);
 	vq_publish(&rxq, &rx_pub_old);
@@ -294,7 +259,7 @@ static void dev_up(void)
 
 /* ---- frames ------------------------------------------------------------------------------ */
 
-static uint8_t *eth(uint8_t *buf, const uint8_t to[6], uint16_t type)
+uint8_t *eth(uint8_t *buf, const uint8_t to[6], uint16_t type)
 {
 	uint8_t *f = buf + HDR;
 	uintptr_t ub = (uintptr_t)buf, us = (uintptr_t)slotbuf;
@@ -307,8 +272,7 @@ static uint8_t *eth(uint8_t *buf, const uint8_t to[6], uint16_t type)
 	return f + 14;
 }
 
-static uint8_t *ip_hdr(uint8_t *p, uint8_t proto, const uint8_t to[4], size_t payload_len,
-		       uint16_t id)
+uint8_t *ip_hdr(uint8_t *p, uint8_t proto, const uint8_t to[4], size_t payload_len, uint16_t id)
 {
 	memset(p, 0, 20);
 	p[0] = 0x45;
@@ -342,7 +306,7 @@ static void arp_send(uint16_t op, const uint8_t tha[6], const uint8_t tpa[4])
 }
 
 /* Answer an ARP request for our address; true if the frame was one (slot given back). */
-static bool arp_answer(uint8_t *f, uint32_t len, uint16_t slot)
+bool arp_answer(uint8_t *f, uint32_t len, uint16_t slot)
 {
 	uint8_t *p = f + 14, sha[6], spa[4];
 	if (be16(f + 12) != 0x0806 || len < 14 + 28 || be16(p + 6) != 1 || memcmp(p + 24, myip, 4))
@@ -474,7 +438,7 @@ static void resolve(void)
 }
 
 /* The console line the host times: push it out of the UART at once. */
-static void marker(const char *what, const char *mode, uint64_t frames, uint64_t bytes)
+void marker(const char *what, const char *mode, uint64_t frames, uint64_t bytes)
 {
 	if (frames || bytes)
 		printf("BENCH-%s %s %lu %lu\n", what, mode, frames, bytes);
@@ -521,7 +485,7 @@ static void udp_out(const char *mode, uint64_t count, size_t size)
 /* Receive side of the same idea: all QSZ buffers stay posted, one per frame (MRG_RXBUF frames
  * fit one buffer), consumed in order, so avail position p + QSZ takes back the buffer used at
  * position p and its ring entry is already right: giving buffers back is an index update. */
-static bool rx_last(uint16_t *n, uint8_t **frame, uint32_t *flen)
+bool rx_last(uint16_t *n, uint8_t **frame, uint32_t *flen)
 {
 	uint16_t used = vq_used_idx(&rxq);
 	*n = (uint16_t)(used - rxq.last_used);
@@ -537,7 +501,7 @@ static bool rx_last(uint16_t *n, uint8_t **frame, uint32_t *flen)
 	return true;
 }
 
-static void rx_last_done(uint16_t n)
+void rx_last_done(uint16_t n)
 {
 	rxq.last_used = (uint16_t)(rxq.last_used + n);
 	rxq.avail_idx = (uint16_t)(rxq.avail_idx + n);
@@ -573,244 +537,6 @@ static void udp_in(uint64_t count)
 	}
 	CHECK(got, "no frame received");
 	marker("END", "rxrate", got, bytes);
-}
-
-/* ---- TCP out -------------------------------------------------------------------------------- */
-
-struct tcp {
-	uint32_t iss, irs; /* our and the peer's initial sequence numbers */
-	uint16_t sport;
-	unsigned mss, wscale;
-	uint64_t una, nxt, total; /* offsets from iss + 1 */
-	uint64_t wnd;
-	uint64_t timeouts, segs, wblocked, sblocked;
-	uint16_t ipid;
-	uint32_t ipsum, thsum, pseudo; /* template sums */
-};
-
-/* Headers into slot k; returns the TCP header. flags: 0x02 SYN, 0x10 ACK, 0x08 PSH, 0x01 FIN. */
-static uint8_t *tcp_hdr(struct tcp *t, unsigned k, uint32_t seq, uint8_t flags, size_t optlen,
-			size_t plen)
-{
-	size_t thl = 20 + optlen;
-	uint8_t *th = ip_hdr(eth(slotbuf[k], dmac, 0x0800), 6, dst, thl + plen, t->ipid++);
-	put16(th, t->sport);
-	put16(th + 2, port);
-	put32(th + 4, seq);
-	put32(th + 8, flags & 0x10 ? t->irs + 1 : 0);
-	th[12] = (uint8_t)(thl / 4 << 4);
-	th[13] = flags;
-	put16(th + 14, 65535);
-	put16(th + 16, 0);
-	put16(th + 18, 0);
-	return th;
-}
-
-/* Pseudo-header sum for a TCP segment of len bytes. */
-static uint32_t tcp_pseudo(size_t len)
-{
-	uint32_t s = sum16(myip, 4, 0);
-	s = sum16(dst, 4, s);
-	return s + 6 + (uint32_t)len;
-}
-
-static void tcp_ctl(struct tcp *t, uint32_t seq, uint8_t flags)
-{
-	unsigned k = tx_slot();
-	bool syn = flags & 0x02;
-	uint8_t *th = tcp_hdr(t, k, seq, flags, syn ? 8 : 0, 0);
-	if (syn) { /* MSS 1460, NOP, window scale 7 */
-		uint8_t o[8] = {2, 4, 0x05, 0xb4, 1, 3, 3, 7};
-		memcpy(th + 20, o, 8);
-	}
-	size_t thl = syn ? 28 : 20;
-	put16(th + 16, (uint16_t)~fold(sum16(th, thl, tcp_pseudo(thl))));
-	tx_queue(k, ETH_IP_TCP + (syn ? 8 : 0), 0);
-	tx_flush();
-}
-
-/* A data segment. Headers come from a per-slot template; only length, id, sequence number and
- * checksums change (the payload is all zeroes, so it adds nothing to a checksum). */
-static void tcp_data(struct tcp *t, unsigned k, uint64_t off, size_t plen, bool offload)
-{
-	uint8_t *vh = slotbuf[k], *ip = vh + HDR + 14, *th = ip + 20;
-	uint32_t seq = t->iss + 1 + (uint32_t)off;
-	if (!tmpl[k]) {
-		tcp_hdr(t, k, 0, 0x18, 0, 0);
-		put16(ip + 2, 0), put16(ip + 4, 0), put16(ip + 10, 0);
-		t->ipsum = sum16(ip, 20, 0);
-		put32(th + 4, 0);
-		t->thsum = sum16(th, 20, 0);
-		if (offload) {
-			vh[0] = 1;		/* NEEDS_CSUM */
-			vh[2] = 54, vh[3] = 0;	/* hdr_len */
-			vh[6] = 34, vh[7] = 0;	/* csum_start */
-			vh[8] = 16, vh[9] = 0;	/* csum_offset */
-		}
-		tmpl[k] = true;
-	}
-	uint16_t id = t->ipid++, len = (uint16_t)(40 + plen);
-	put16(ip + 2, len);
-	put16(ip + 4, id);
-	put16(ip + 10, (uint16_t)~fold(t->ipsum + len + id));
-	put32(th + 4, seq);
-	uint32_t pseudo = t->pseudo + 20 + (uint32_t)plen;
-	if (offload) {
-		put16(th + 16, fold(pseudo));
-		bool gso = plen > t->mss;
-		vh[1] = gso ? 1 : 0; /* GSO_TCPV4 */
-		vh[4] = gso ? (uint8_t)t->mss : 0, vh[5] = gso ? (uint8_t)(t->mss >> 8) : 0;
-	} else {
-		put16(th + 16, 0);
-		put16(th + 16, (uint16_t)~fold(t->thsum + (seq >> 16) + (seq & 0xffff) + pseudo));
-	}
-	tx_desc(k, ETH_IP_TCP, plen);
-	t->segs++;
-}
-
-/* The newest received frame carries the newest cumulative ACK: only it is parsed (the guest
- * is slow); loss is repaired by the retransmission timeout alone. */
-static void tcp_input(struct tcp *t, uint64_t *progress_at)
-{
-	uint16_t n;
-	uint32_t len;
-	uint8_t *f;
-	if (!rx_last(&n, &f, &len))
-		return;
-	uint8_t *p = f + 14, *th = p + 20;
-	if (be16(f + 12) == 0x0800 && len >= 14 + 40 && p[9] == 6 && be16(th) == port &&
-	    be16(th + 2) == t->sport) {
-		CHECK(!(th[13] & 0x04), "connection reset by the host at %lu of %lu bytes", t->una,
-		      t->total);
-		uint32_t d = be32(th + 8) - (t->iss + 1 + (uint32_t)t->una);
-		if ((th[13] & 0x10) && d && d <= t->nxt - t->una) {
-			t->una += d;
-			*progress_at = time_us();
-		}
-		t->wnd = (uint64_t)be16(th + 14) << t->wscale;
-	}
-	rx_last_done(n);
-}
-
-static void tcp_out(uint64_t total)
-{
-	struct tcp t = {0};
-	uint16_t slot;
-	uint32_t len;
-	uint8_t *f;
-	bool offload = (v.negotiated & (F_CSUM | F_HOST_TSO4)) == (F_CSUM | F_HOST_TSO4);
-	t.iss = (uint32_t)rdtsc();
-	t.sport = (uint16_t)(40000 + (rdtsc() >> 4) % 20000);
-	t.total = total;
-
-	/* Handshake: SYN every 500 ms until a SYN-ACK. */
-	uint64_t next = 0;
-	bool est = false;
-	while (!est) {
-		CHECK(time_us() < deadline, "no SYN-ACK from %u.%u.%u.%u:%u", dst[0], dst[1], dst[2],
-		      dst[3], port);
-		if (time_us() >= next) {
-			tcp_ctl(&t, t.iss, 0x02);
-			next = time_us() + 500000;
-		}
-		tx_reclaim();
-		if (!(f = rx_poll(&slot, &len))) {
-			cpu_relax();
-			continue;
-		}
-		uint8_t *p = f + 14, *th = p + 20;
-		if (be16(f + 12) == 0x0800 && len >= 14 + 40 && p[9] == 6 &&
-		    be16(th) == port && be16(th + 2) == t.sport) {
-			CHECK(!(th[13] & 0x04), "connection refused by %u.%u.%u.%u:%u", dst[0],
-			      dst[1], dst[2], dst[3], port);
-			if ((th[13] & 0x12) == 0x12 && be32(th + 8) == t.iss + 1) {
-				size_t thl = (size_t)(th[12] >> 4) * 4;
-				t.irs = be32(th + 4);
-				t.mss = 536;
-				for (size_t i = 20; i < thl && 20 + i < len - 14;) {
-					uint8_t kind = th[i];
-					if (kind == 0)
-						break;
-					if (kind == 1) {
-						i++;
-						continue;
-					}
-					uint8_t ol = th[i + 1];
-					if (ol < 2)
-						break;
-					if (kind == 2 && ol == 4)
-						t.mss = be16(th + i + 2);
-					if (kind == 3 && ol == 3)
-						t.wscale = th[i + 2] > 14 ? 14 : th[i + 2];
-					i += ol;
-				}
-				if (t.mss > 1460)
-					t.mss = 1460;
-				t.wnd = be16(th + 14); /* not scaled in a SYN-ACK */
-				est = true;
-			}
-		}
-		if (!arp_answer(f, len, slot))
-			rx_done(slot);
-		rx_flush();
-	}
-	tcp_ctl(&t, t.iss + 1, 0x10);
-	printf("guest_net: TCP established, mss %u wscale %u window %lu, %s\n", t.mss, t.wscale,
-	       t.wnd, offload ? "TSO/checksum offload" : "software checksums, MSS segments");
-
-	size_t seg = offload ? (65000 / t.mss) * t.mss : t.mss;
-	t.pseudo = tcp_pseudo(0);
-	uint64_t progress_at = time_us();
-	tx_inorder_begin();
-	marker("START", "tcp", 0, 0);
-	while (t.una < total) {
-		uint64_t now = time_us();
-		CHECK(now < deadline, "deadline: %lu of %lu bytes acknowledged", t.una, total);
-		unsigned slots = tx_inorder_room();
-		tcp_input(&t, &progress_at);
-		if (t.nxt > t.una && now > progress_at + 200000) {
-			t.nxt = t.una; /* retransmission timeout: go back N */
-			t.timeouts++;
-			progress_at = time_us();
-		}
-		bool queued = false;
-		while (slots && t.nxt < total && t.nxt < t.una + t.wnd) {
-			uint64_t room = t.una + t.wnd - t.nxt, left = total - t.nxt;
-			size_t n = seg;
-			if (n > left)
-				n = (size_t)left;
-			if (n > room) {
-				if (room < t.mss && n > room)
-					break; /* wait for a full segment of window */
-				n = (size_t)room / t.mss * t.mss;
-				if (!n)
-					n = (size_t)room;
-			}
-			tcp_data(&t, txq.avail_idx % NSLOT, t.nxt, n, offload);
-			txq.avail_idx++;
-			slots--;
-			t.nxt += n;
-			queued = true;
-		}
-		if (queued)
-			tx_flush();
-		else if (t.nxt >= t.una + t.wnd)
-			t.wblocked++;
-		else if (!slots)
-			t.sblocked++;
-	}
-	tx_inorder_end();
-	marker("END", "tcp", t.segs, total);
-	printf("guest_net: tcp %lu segments, %lu timeouts; waits: window %lu ring %lu; final "
-	       "window %lu\n", t.segs, t.timeouts, t.wblocked, t.sblocked, t.wnd);
-	/* FIN, then wait (bounded) for its ACK so that it leaves before we power off. */
-	tcp_ctl(&t, t.iss + 1 + (uint32_t)total, 0x11);
-	uint64_t end = time_us() + 1000000;
-	while (time_us() < end && t.una < total + 1) {
-		t.nxt = total + 1;
-		tcp_input(&t, &progress_at);
-		cpu_relax();
-	}
 }
 
 void probe_main(const struct hvm_start_info *si)
