@@ -29,22 +29,6 @@
 
 static enum blk_engine engine;
 
-static int setup(void **state)
-{
-	struct vbx *x = calloc(1, sizeof(*x));
-	vbx_init(x);
-	*state = x;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct vbx *x = *state;
-	vbx_fini(x);
-	free(x);
-	return 0;
-}
-
 static void attach(struct vbx *x, bool ro, const char *serial, unsigned nq)
 {
 	struct blk_config cfg;
@@ -551,7 +535,7 @@ static int threads_group(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, vbx_setup, vbx_teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_identity_and_config), T(test_read_write),	 T(test_flush_after_writes),
 		T(test_get_id),		     T(test_get_id_short_serial), T(test_discard_write_zeroes),

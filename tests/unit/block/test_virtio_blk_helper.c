@@ -222,3 +222,20 @@ void vbx_stats(struct vbx *x, struct virtio_blk_stats *st)
 {
 	virtio_blk_get_stats(x->blk, st);
 }
+
+int vbx_setup(void **state)
+{
+	struct vbx *x = calloc(1, sizeof(*x));
+	assert_non_null(x);
+	vbx_init(x);
+	*state = x;
+	return 0;
+}
+
+int vbx_teardown(void **state)
+{
+	struct vbx *x = *state;
+	vbx_fini(x);
+	free(x);
+	return 0;
+}

@@ -57,6 +57,9 @@ void vbx_attach_file_loop(struct vbx *x, struct blk_config *cfg, unsigned nq,
 /* A device on the scripted engine instead (info: size etc.). */
 void vbx_attach_script(struct vbx *x, const struct blk_info *info, unsigned nq);
 void vbx_fini(struct vbx *x);
+/* cmocka fixtures: a calloc'ed, initialised struct vbx in *state, and its teardown. */
+int vbx_setup(void **state);
+int vbx_teardown(void **state);
 
 /* Negotiate offered & want (VERSION_1 added), set up every queue, DRIVER_OK. MSI-X vector
  * 0 is the config vector, q+1 queue q's. */

@@ -21,22 +21,6 @@
 	 VIRTIO_BIT(VIRTIO_BLK_F_WRITE_ZEROES) | VIRTIO_BIT(VIRTIO_F_EVENT_IDX))
 #define CAP (VBX_DISK / 512)
 
-static int setup(void **state)
-{
-	struct vbx *x = calloc(1, sizeof(*x));
-	vbx_init(x);
-	*state = x;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct vbx *x = *state;
-	vbx_fini(x);
-	free(x);
-	return 0;
-}
-
 static void attach_file(struct vbx *x)
 {
 	struct blk_config cfg;
@@ -371,7 +355,7 @@ static void test_large_logical_block(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, vbx_setup, vbx_teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_out_of_range_and_misaligned),
 		T(test_short_and_writable_header),

@@ -20,22 +20,6 @@
 	(VIRTIO_BIT(VIRTIO_BLK_F_FLUSH) | VIRTIO_BIT(VIRTIO_BLK_F_DISCARD) |                       \
 	 VIRTIO_BIT(VIRTIO_BLK_F_WRITE_ZEROES) | VIRTIO_BIT(VIRTIO_F_EVENT_IDX))
 
-static int setup(void **state)
-{
-	struct vbx *x = calloc(1, sizeof(*x));
-	vbx_init(x);
-	*state = x;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct vbx *x = *state;
-	vbx_fini(x);
-	free(x);
-	return 0;
-}
-
 static void attach_script(struct vbx *x)
 {
 	struct blk_info info = {.size = VBX_DISK, .logical_block = 512, .physical_block = 512};
@@ -343,7 +327,7 @@ static void test_reset_with_merged_io(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, vbx_setup, vbx_teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_adjacent_reads_merged),
 		T(test_merged_real_io),
