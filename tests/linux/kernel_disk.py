@@ -223,28 +223,21 @@ def boot(a, kernel, disk_arg):
     log("running: " + " ".join(cmd))
     g = Guest(cmd, a.log)
     panics = 0
-    timed_out = False
     try:
-        while g.running():
-            left = a.timeout - g.elapsed()
-            if left <= 0:
-                timed_out = True
-                break
-            for l in g.pump(min(left, 1.0)):
-                if a.verbose:
-                    print("  | " + l, flush=True)
-                if RE_BANNER.search(l):
-                    log("boot started at %.1f s" % g.elapsed())
-                if "EXT4-fs (vda)" in l or "VFS: Mounted root" in l:
-                    log("  " + RE_TIMESTAMP.sub("", l).strip())
-                m = RE_PANIC.search(l)
-                if m:
-                    log("panic at %.1f s: %s" % (g.elapsed(), m.group(1)))
-                    panics += 1
-            if panics >= 2:
-                break
+        for l in g.follow(a.timeout, a.verbose):
+            if RE_BANNER.search(l):
+                log("boot started at %.1f s" % g.elapsed())
+            if "EXT4-fs (vda)" in l or "VFS: Mounted root" in l:
+                log("  " + RE_TIMESTAMP.sub("", l).strip())
+            m = RE_PANIC.search(l)
+            if m:
+                log("panic at %.1f s: %s" % (g.elapsed(), m.group(1)))
+                panics += 1
+                if panics >= 2:
+                    break
     finally:
         rc = g.stop()
+    timed_out = g.timed_out
     log("vireo stopped after %.1f s (exit status %s)" % (g.elapsed(), rc))
     if panics < 2:
         where = last_kernel_line(g.lines)

@@ -110,25 +110,18 @@ def boot(a, kernel, net, netconsole):
     log("log: " + a.log)
     log("running: " + " ".join(cmd))
     g = Guest(cmd, a.log)
-    timed_out = False
     panic = None
     try:
-        while g.running():
-            left = a.timeout - g.elapsed()
-            if left <= 0:
-                timed_out = True
-                break
-            for l in g.pump(min(left, 1.0)):
-                if a.verbose:
-                    print("  | " + l, flush=True)
-                if ("IP-Config" in l or "netconsole" in l or "ipaddr=" in l
-                        or RE_PANIC.search(l)):
-                    log("  %5.1f s: %s" % (g.elapsed(), RE_TIMESTAMP.sub("", l).strip()))
-                m = RE_PANIC.search(l)
-                if m and panic is None:
-                    panic = m.group(1)
+        for l in g.follow(a.timeout, a.verbose):
+            if ("IP-Config" in l or "netconsole" in l or "ipaddr=" in l
+                    or RE_PANIC.search(l)):
+                log("  %5.1f s: %s" % (g.elapsed(), RE_TIMESTAMP.sub("", l).strip()))
+            m = RE_PANIC.search(l)
+            if m and panic is None:
+                panic = m.group(1)
     finally:
         rc = g.stop()
+    timed_out = g.timed_out
     log("vireo exit status %s after %.1f s" % (rc, g.elapsed()))
     complete = any(RE_COMPLETE.search(l) for l in g.lines)
     if not complete or panic is None:

@@ -114,6 +114,7 @@ class Guest:
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         self.rc = None
+        self.timed_out = False
 
     def elapsed(self):
         return time.monotonic() - self.start
@@ -137,6 +138,19 @@ class Guest:
             new = [d.decode("utf-8", "replace").rstrip("\r") for d in done]
             self.lines += new
         return new
+
+    def follow(self, timeout, verbose=False):
+        """Yield console lines as they come until the VMM is done, or until timeout s after
+        its start (self.timed_out is then set); verbose echoes each line."""
+        while self.running():
+            left = timeout - self.elapsed()
+            if left <= 0:
+                self.timed_out = True
+                return
+            for l in self.pump(min(left, 1.0)):
+                if verbose:
+                    print("  | " + l, flush=True)
+                yield l
 
     def running(self):
         if self.rc is None:
@@ -228,30 +242,24 @@ def run_guest(a, kernel, initrd, test):
     g = Guest(cmd, a.log)
     banners = 0
     starts = 0
-    deadline = g.start + a.timeout
     try:
-        while g.running():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                log("timeout after %.0f s" % a.timeout)
-                a.timed_out = True
-                break
-            for l in g.pump(min(left, 1.0)):
-                if a.verbose:
-                    print("  | " + l, flush=True)
-                if RE_BANNER.search(l):
-                    banners += 1
-                    log("boot %d started at %.1f s" % (banners, g.elapsed()))
-                if "VIREO-INIT: start" in l:
-                    starts += 1
-                if RE_RUN_INIT.search(l):
-                    log("kernel reached /init at %.1f s" % g.elapsed())
-                if a.qemu and l.startswith("Code="):  # QEMU hangs after a KVM internal error
-                    g.proc.send_signal(signal.SIGTERM)
+        for l in g.follow(a.timeout, a.verbose):
+            if RE_BANNER.search(l):
+                banners += 1
+                log("boot %d started at %.1f s" % (banners, g.elapsed()))
+            if "VIREO-INIT: start" in l:
+                starts += 1
+            if RE_RUN_INIT.search(l):
+                log("kernel reached /init at %.1f s" % g.elapsed())
+            if a.qemu and l.startswith("Code="):  # QEMU hangs after a KVM internal error
+                g.proc.send_signal(signal.SIGTERM)
             if a.case == "reboot" and banners >= 2:
                 # The second boot has started: the reset and restart path works.
                 if starts == 0 or starts >= 2:
                     break
+        if g.timed_out:
+            log("timeout after %.0f s" % a.timeout)
+            a.timed_out = True
     finally:
         rc = g.stop()
     if a.qemu and vmm_error(g.lines) and rc != 0:
