@@ -55,23 +55,6 @@ uint16_t port;
 uint64_t deadline;
 static const uint8_t bcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 
-static bool parse_ip(const char *key, uint8_t ip[4])
-{
-	char s[32];
-	const char *p = s;
-	if (!cmdline_str(key, s, sizeof(s)))
-		return false;
-	for (unsigned i = 0; i < 4; i++) {
-		unsigned x = 0, digits = 0;
-		while (*p >= '0' && *p <= '9' && digits < 4)
-			x = x * 10 + (unsigned)(*p++ - '0'), digits++;
-		if (!digits || x > 255 || (i < 3 && *p++ != '.'))
-			return false;
-		ip[i] = (uint8_t)x;
-	}
-	return *p == 0;
-}
-
 /* ---- rings ---------------------------------------------------------------------------------- */
 
 static bool need_event(uint16_t ev, uint16_t now, uint16_t old)

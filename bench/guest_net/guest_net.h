@@ -10,6 +10,7 @@
 #define BENCH_GUEST_NET_H
 
 #include "virtio.h"
+#include "netutil.h"
 
 #define VIRTIO_ID_NET_MODERN 0x1041
 #define F_CSUM (1ull << 0)
@@ -34,30 +35,7 @@ extern uint8_t dmac[6], myip[4], dst[4];
 extern uint16_t port;
 extern uint64_t deadline;
 
-static inline uint16_t be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static inline uint32_t be32(const uint8_t *p) { return (uint32_t)be16(p) << 16 | be16(p + 2); }
-static inline void put16(uint8_t *p, uint16_t x) { p[0] = (uint8_t)(x >> 8), p[1] = (uint8_t)x; }
-static inline void put32(uint8_t *p, uint32_t x)
-{
-	put16(p, (uint16_t)(x >> 16));
-	put16(p + 2, (uint16_t)x);
-}
 static inline uint32_t ip32(const uint8_t *p) { return be32(p); }
-
-static inline uint32_t sum16(const uint8_t *p, size_t n, uint32_t sum)
-{
-	for (size_t i = 0; i + 1 < n; i += 2)
-		sum += be16(p + i);
-	if (n & 1)
-		sum += (uint32_t)p[n - 1] << 8;
-	return sum;
-}
-static inline uint16_t fold(uint32_t sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)sum;
-}
 
 /* guest_net.c: transmit and receive rings (see there for the in-order scheme) */
 unsigned tx_slot(void);

@@ -15,6 +15,7 @@
  * queue, the promiscuous-off / MAC table commands, num_buffers, and used lengths.
  */
 #include "virtio.h"
+#include "netutil.h"
 
 PROBE("virtio_net");
 
@@ -37,44 +38,6 @@ static uint64_t deadline;
 static unsigned rx_frames;
 
 static const uint8_t bcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
-
-static uint16_t be16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-static void put16(uint8_t *p, uint16_t x)
-{
-	p[0] = (uint8_t)(x >> 8);
-	p[1] = (uint8_t)x;
-}
-
-static uint16_t csum(const uint8_t *p, size_t n, uint32_t sum)
-{
-	for (size_t i = 0; i + 1 < n; i += 2)
-		sum += be16(p + i);
-	if (n & 1)
-		sum += (uint32_t)p[n - 1] << 8;
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
-}
-
-static bool parse_ip(const char *key, uint8_t ip[4])
-{
-	char s[32];
-	const char *p = s;
-	if (!cmdline_str(key, s, sizeof(s)))
-		return false;
-	for (unsigned i = 0; i < 4; i++) {
-		unsigned x = 0, digits = 0;
-		while (*p >= '0' && *p <= '9' && digits < 4)
-			x = x * 10 + (unsigned)(*p++ - '0'), digits++;
-		if (!digits || x > 255 || (i < 3 && *p++ != '.'))
-			return false;
-		ip[i] = (uint8_t)x;
-	}
-	return *p == 0;
-}
 
 /* ---- device ---------------------------------------------------------------------------- */
 
@@ -226,7 +189,7 @@ static uint8_t *ip_hdr(uint8_t *p, uint8_t proto, const uint8_t src[4], const ui
 	p[9] = proto;
 	memcpy(p + 12, src, 4);
 	memcpy(p + 16, dst, 4);
-	put16(p + 10, csum(p, 20, 0));
+	put16(p + 10, csum_from(p, 20, 0));
 	return p + 20;
 }
 
@@ -284,7 +247,7 @@ static void tap_mode(void)
 			memcpy(r, p + ihl, icmp_len);
 			r[0] = 0; /* echo reply */
 			put16(r + 2, 0);
-			put16(r + 2, csum(r, icmp_len, 0));
+			put16(r + 2, csum_from(r, icmp_len, 0));
 			rx_post(slot); /* before tx: p points into the buffer we give back */
 			tx(14 + 20 + icmp_len);
 			answered++;

@@ -15,6 +15,7 @@
  * frames on queue 0.
  */
 #include "virtio.h"
+#include "netutil.h"
 
 PROBE("virtio_net_mq");
 
@@ -36,45 +37,6 @@ static uint64_t deadline;
 static unsigned rx_count[NPAIRS], tx_count[NPAIRS];
 
 static const uint8_t bcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
-
-static uint16_t be16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-static void put16(uint8_t *p, uint16_t x)
-{
-	p[0] = (uint8_t)(x >> 8);
-	p[1] = (uint8_t)x;
-}
-
-static uint16_t csum(const uint8_t *p, size_t n)
-{
-	uint32_t sum = 0;
-	for (size_t i = 0; i + 1 < n; i += 2)
-		sum += be16(p + i);
-	if (n & 1)
-		sum += (uint32_t)p[n - 1] << 8;
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
-}
-
-static bool parse_ip(const char *key, uint8_t ip[4])
-{
-	char s[32];
-	const char *p = s;
-	if (!cmdline_str(key, s, sizeof(s)))
-		return false;
-	for (unsigned i = 0; i < 4; i++) {
-		unsigned x = 0, digits = 0;
-		while (*p >= '0' && *p <= '9' && digits < 4)
-			x = x * 10 + (unsigned)(*p++ - '0'), digits++;
-		if (!digits || x > 255 || (i < 3 && *p++ != '.'))
-			return false;
-		ip[i] = (uint8_t)x;
-	}
-	return *p == 0;
-}
 
 static void wait_used(struct vq *q, uint16_t head, const char *what)
 {

@@ -20,6 +20,7 @@
  * "virtio_net_peer: N replies from PEER" or "...: no reply from PEER" at the end of pinging.
  */
 #include "virtio.h"
+#include "netutil.h"
 
 PROBE("virtio_net_peer");
 
@@ -40,30 +41,9 @@ static uint64_t deadline;
 static const uint8_t bcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 static const uint8_t zero4[4];
 
-static uint16_t be16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-static void put16(uint8_t *p, uint16_t x)
-{
-	p[0] = (uint8_t)(x >> 8);
-	p[1] = (uint8_t)x;
-}
 static uint32_t ip32(const uint8_t *p)
 {
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint16_t csum(const uint8_t *p, size_t n)
-{
-	uint32_t sum = 0;
-	for (size_t i = 0; i + 1 < n; i += 2)
-		sum += be16(p + i);
-	if (n & 1)
-		sum += (uint32_t)p[n - 1] << 8;
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
 }
 
 static bool parse_hex(const char *s, uint8_t *out, unsigned n)
@@ -85,23 +65,6 @@ static bool parse_hex(const char *s, uint8_t *out, unsigned n)
 			return false;
 	}
 	return *s == 0;
-}
-
-static bool parse_ip(const char *key, uint8_t ip[4])
-{
-	char s[32];
-	const char *p = s;
-	if (!cmdline_str(key, s, sizeof(s)))
-		return false;
-	for (unsigned i = 0; i < 4; i++) {
-		unsigned x = 0, digits = 0;
-		while (*p >= '0' && *p <= '9' && digits < 4)
-			x = x * 10 + (unsigned)(*p++ - '0'), digits++;
-		if (!digits || x > 255 || (i < 3 && *p++ != '.'))
-			return false;
-		ip[i] = (uint8_t)x;
-	}
-	return *p == 0;
 }
 
 /* ---- device ---------------------------------------------------------------------------- */
