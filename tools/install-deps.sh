@@ -5,7 +5,8 @@ set -eu
 PKGS="meson ninja-build pkg-config gcc clang llvm libclang-rt-14-dev libcmocka-dev python3
       acpica-tools qemu-system-x86 linux-source-6.1 busybox-static cpio bc bison flex
       libelf-dev libssl-dev xz-utils kmod
-      liburing-dev zlib1g-dev libzstd-dev qemu-utils passt nftables dnsmasq-base iproute2 fio"
+      liburing-dev zlib1g-dev libzstd-dev qemu-utils passt nftables dnsmasq-base iproute2 fio
+      e2fsprogs"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
