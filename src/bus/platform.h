@@ -28,13 +28,18 @@ struct platform_ops {
 	/* Doorbells: a guest write of len bytes at gpa signals efd without a VM exit to userspace. */
 	int (*ioeventfd_add)(void *ctx, uint64_t gpa, unsigned len, int efd);
 	int (*ioeventfd_del)(void *ctx, uint64_t gpa, unsigned len, int efd);
+	/* Device I/O threads (--io-threads): the loop for a device's next queue group (a
+	 * virtio-blk request queue, a virtio-net queue pair), handed out round robin over the
+	 * machine's device loops. A NULL op or result means: use loop. Devices call it only
+	 * at creation (virtio_dev_bind_loops), from the thread building the machine. */
+	struct evloop *(*io_loop_next)(void *ctx);
 };
 
 struct platform {
 	const struct platform_ops *ops;
 	void *ctx;
 	struct gmem *mem;
-	struct evloop *loop; /* I/O thread; NULL in unit tests (work runs inline) */
+	struct evloop *loop; /* main I/O thread; NULL in unit tests (work runs inline) */
 	struct bus *mmio;
 	struct bus *pio;
 };

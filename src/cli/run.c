@@ -38,6 +38,9 @@ static void usage_run(FILE *f)
 		"  --disk PATH[,format=raw|qcow2|vmdk|vhd][,readonly=on][,serial=S]\n"
 		"         [,cache=writeback|writethrough|none|unsafe]\n"
 		"                         a virtio-blk disk (repeatable; the format is never guessed)\n"
+		"  --io-threads N         device I/O threads, 1-16 (default 1: one I/O thread for\n"
+		"                         everything); N > 1 spreads virtio-blk queues and virtio-net\n"
+		"                         queue pairs round robin over N threads io0..ioN-1\n"
 		"  --api-sock PATH        control socket (default $XDG_RUNTIME_DIR/vireo-PID.sock)\n"
 		"  --kvm-device PATH      KVM device (default /dev/kvm)\n"
 		"  -v, --verbose          more log output (repeat for debug)\n"
@@ -65,6 +68,7 @@ enum {
 	OPT_API_SOCK,
 	OPT_KVM,
 	OPT_DISK,
+	OPT_IO_THREADS,
 	OPT_HELP,
 };
 
@@ -81,6 +85,7 @@ static const struct option run_opts[] = {
 	{"api-sock", required_argument, NULL, OPT_API_SOCK},
 	{"kvm-device", required_argument, NULL, OPT_KVM},
 	{"disk", required_argument, NULL, OPT_DISK},
+	{"io-threads", required_argument, NULL, OPT_IO_THREADS},
 	{"verbose", no_argument, NULL, 'v'},
 	{"quiet", no_argument, NULL, 'q'},
 	{"help", no_argument, NULL, OPT_HELP},
@@ -268,6 +273,13 @@ int cli_run(int argc, char **argv)
 			cfg.nr_disks++;
 			break;
 		}
+		case OPT_IO_THREADS:
+			r = parse_u64(optarg, 0, UINT64_MAX, &v);
+			if (r || v < 1 || v > VM_MAX_IO_THREADS)
+				return usage_error("--io-threads '%s': must be a number from 1 to 16",
+						   optarg);
+			cfg.io_threads = (unsigned)v;
+			break;
 		case 'v':
 			verbose++;
 			break;

@@ -3,6 +3,7 @@
 #include "common/log.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -140,14 +141,27 @@ int evloop_run_once(struct evloop *el, int timeout_ms)
 			continue;
 		e->cb(e->opaque, evs[i].events);
 		done++;
+		__atomic_add_fetch(&el->dispatched, 1, __ATOMIC_RELAXED);
 	}
 	evloop_sweep(el);
 	return done;
 }
 
+void evloop_set_name(struct evloop *el, const char *name)
+{
+	snprintf(el->name, sizeof(el->name), "%s", name);
+}
+
+uint64_t evloop_dispatched(const struct evloop *el)
+{
+	return __atomic_load_n(&el->dispatched, __ATOMIC_RELAXED);
+}
+
 static void *evloop_thread(void *arg)
 {
 	struct evloop *el = arg;
+	if (el->name[0])
+		pthread_setname_np(pthread_self(), el->name);
 	while (!__atomic_load_n(&el->stop, __ATOMIC_ACQUIRE)) {
 		int r = evloop_run_once(el, -1);
 		if (r < 0) {

@@ -5,6 +5,8 @@
  * loop thread only, so a device's queue processing never runs on a vCPU thread.
  *
  * evloop_add/evloop_del may be called from any thread. A callback may delete its own fd.
+ * A machine may run several loops (--io-threads): each is independent (its own epoll set,
+ * thread and lock); an fd belongs to exactly one loop.
  */
 #ifndef VIREO_COMMON_EVLOOP_H
 #define VIREO_COMMON_EVLOOP_H
@@ -24,6 +26,8 @@ struct evloop {
 	bool stop;
 	pthread_mutex_t lock;
 	struct evloop_entry *entries; /* singly linked, owned */
+	char name[16];		      /* thread name, "" = keep the creator's */
+	uint64_t dispatched;	      /* callbacks run (atomic; statistics and tests) */
 };
 
 int evloop_init(struct evloop *el) WUR;
@@ -33,6 +37,10 @@ int evloop_add(struct evloop *el, int fd, uint32_t events, evloop_cb cb, void *o
 int evloop_del(struct evloop *el, int fd) WUR;
 /* Run one round: wait at most timeout_ms, dispatch ready callbacks. Returns #dispatched or -errno. */
 int evloop_run_once(struct evloop *el, int timeout_ms) WUR;
+/* Name the loop's thread (at most 15 characters, e.g. "io0"); call before evloop_start. */
+void evloop_set_name(struct evloop *el, const char *name);
+/* Callbacks dispatched so far (any thread). */
+uint64_t evloop_dispatched(const struct evloop *el);
 /* Start/stop the dedicated I/O thread. */
 int evloop_start(struct evloop *el) WUR;
 void evloop_stop(struct evloop *el);

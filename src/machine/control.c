@@ -132,7 +132,7 @@ static void control_reply(int fd, const char *s)
 
 static void control_handle(struct machine *m, int fd, char *line)
 {
-	char buf[4096];
+	char buf[8192]; /* status: up to 16 disks, 8 NICs and 17 I/O loops */
 	line[strcspn(line, "\r\n")] = 0;
 	/* Replies go out with MSG_DONTWAIT: a client that does not read cannot block the loop. */
 	if (strcmp(line, "status") == 0) {

@@ -38,7 +38,9 @@ struct machine {
 	struct kvm_vm vm;
 	struct gmem mem;
 	struct bus pio, mmio;
-	struct evloop loop;
+	struct evloop loop; /* main I/O thread: console, control socket, backends' completions */
+	struct evloop io_loops[VM_MAX_IO_THREADS]; /* --io-threads > 1: "io0".. (queue groups) */
+	unsigned nr_io_loops;			   /* initialised ones */
 	struct platform_kvm plat;
 	struct machine_devices dev;
 	struct vcpu *vcpus;

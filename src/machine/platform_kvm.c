@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "machine/platform_kvm.h"
+#include "common/evloop.h"
 #include "common/log.h"
 
 #include <errno.h>
@@ -96,6 +97,15 @@ static int pk_ioeventfd_del(void *ctx, uint64_t gpa, unsigned len, int efd)
 	return kvm_vm_ioeventfd(p->vm, false, gpa, len, efd, false);
 }
 
+/* Machine-building thread only (devices ask at creation). */
+static struct evloop *pk_io_loop_next(void *ctx)
+{
+	struct platform_kvm *p = ctx;
+	if (!p->nr_io_loops)
+		return NULL;
+	return &p->io_loops[p->io_next++ % p->nr_io_loops];
+}
+
 static const struct platform_ops platform_kvm_ops = {
 	.irq_set_level = pk_irq_set_level,
 	.msi_alloc = pk_msi_alloc,
@@ -104,6 +114,7 @@ static const struct platform_ops platform_kvm_ops = {
 	.msi_free = pk_msi_free,
 	.ioeventfd_add = pk_ioeventfd_add,
 	.ioeventfd_del = pk_ioeventfd_del,
+	.io_loop_next = pk_io_loop_next,
 };
 
 int platform_kvm_init(struct platform_kvm *p, struct kvm_vm *vm, struct gmem *mem,
@@ -118,6 +129,13 @@ int platform_kvm_init(struct platform_kvm *p, struct kvm_vm *vm, struct gmem *me
 				    .mmio = mmio,
 				    .pio = pio};
 	return -pthread_mutex_init(&p->lock, NULL);
+}
+
+void platform_kvm_set_io_loops(struct platform_kvm *p, struct evloop *loops, unsigned n)
+{
+	p->io_loops = loops;
+	p->nr_io_loops = n;
+	p->io_next = 0;
 }
 
 void platform_kvm_fini(struct platform_kvm *p)

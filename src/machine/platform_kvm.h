@@ -22,10 +22,15 @@ struct platform_kvm {
 		int efd;
 	} msi[PLATFORM_KVM_MAX_MSI];
 	uint64_t msi_fired; /* statistics */
+	/* Device I/O loops handed out round robin by io_loop_next (none: plat.loop only). */
+	struct evloop *io_loops;
+	unsigned nr_io_loops, io_next;
 };
 
 int platform_kvm_init(struct platform_kvm *p, struct kvm_vm *vm, struct gmem *mem,
 		      struct evloop *loop, struct bus *mmio, struct bus *pio) WUR;
+/* Offer n device I/O loops (loops[0..n)) to devices, round robin by queue group. */
+void platform_kvm_set_io_loops(struct platform_kvm *p, struct evloop *loops, unsigned n);
 void platform_kvm_fini(struct platform_kvm *p);
 
 #endif

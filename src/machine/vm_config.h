@@ -14,6 +14,9 @@
 
 #define VM_MAX_NICS 8
 
+/* --io-threads: 1 = one I/O loop for everything; N > 1 = N device I/O threads besides it. */
+#define VM_MAX_IO_THREADS 16
+
 enum on_reboot { ON_REBOOT_RESTART, ON_REBOOT_EXIT };
 
 struct vm_config {
@@ -29,6 +32,7 @@ struct vm_config {
 	const char *kvm_path;	 /* "/dev/kvm" */
 	int console_escape;	 /* escape character (Ctrl-A = 1) */
 	bool console;		 /* connect stdin/stdout to COM1 */
+	unsigned io_threads;	 /* 1..VM_MAX_IO_THREADS (default 1) */
 	unsigned nr_nics;	 /* --net, in order */
 	struct net_config nics[VM_MAX_NICS];
 	unsigned nr_disks;

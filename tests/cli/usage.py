@@ -67,6 +67,10 @@ def usage_errors(c, vireo, k):
     for a in ["sometimes", "", "Exit"]:
         err_case(c, vireo, ["run", "--kernel", k, "--on-reboot", a], 2,
                  r"--on-reboot '%s'" % re.escape(a), what="--on-reboot %r" % a)
+    for n in ["0", "17", "-1", "", "x", "2x", "99999999999999999999"]:
+        err_case(c, vireo, ["run", "--kernel", k, "--io-threads", n], 2,
+                 r"--io-threads '%s'.*1 to 16" % re.escape(n), what="--io-threads %r" % n)
+    err_case(c, vireo, ["run", "--kernel", k, "--io-threads"], 2, r"'--io-threads' needs a value")
     # The first bad option wins, and nothing is started.
     err_case(c, vireo, ["run", "--cpus", "x", "--memory", "y", "--kernel", k], 2, r"--cpus 'x'")
 

@@ -46,8 +46,16 @@ static int fake_msi_fire(void *ctx, unsigned h)
 	struct fake_platform *fp = ctx;
 	if (h >= FAKE_MAX_MSI || !fp->msi[h].used)
 		return -EINVAL;
-	fp->msi[h].fired++;
+	__atomic_add_fetch(&fp->msi[h].fired, 1, __ATOMIC_RELAXED);
 	return 0;
+}
+
+static struct evloop *fake_io_loop_next(void *ctx)
+{
+	struct fake_platform *fp = ctx;
+	if (!fp->nr_io_loops)
+		return NULL;
+	return fp->io_loops[fp->io_next++ % fp->nr_io_loops];
 }
 
 static void fake_msi_free(void *ctx, unsigned h)
@@ -65,6 +73,7 @@ static const struct platform_ops fake_ops = {
 	.msi_update = fake_msi_update,
 	.msi_fire = fake_msi_fire,
 	.msi_free = fake_msi_free,
+	.io_loop_next = fake_io_loop_next,
 	/* no ioeventfd: devices must handle doorbells from the MMIO write itself */
 };
 

@@ -26,8 +26,11 @@ struct fake_platform {
 		bool used;
 		uint64_t addr;
 		uint32_t data;
-		unsigned fired;
+		unsigned fired; /* atomic: devices may fire from several threads */
 	} msi[FAKE_MAX_MSI];
+	/* Optional: device I/O loops offered through io_loop_next (round robin). */
+	struct evloop **io_loops;
+	unsigned nr_io_loops, io_next;
 };
 
 /* ram_size bytes of zeroed fake RAM at guest-physical ram_gpa. Aborts on allocation failure. */

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "devices/virtio/virtio.h"
+#include "bus/platform.h"
 #include "common/log.h"
 
 #include <errno.h>
@@ -9,6 +10,16 @@
 static bool is_pow2(uint32_t x)
 {
 	return x && !(x & (x - 1));
+}
+
+/*
+ * d->status is written under the device lock, except by virtio_dev_set_needs_reset() from a
+ * device's queue context without it (virtio.h): every access is atomic, status writes
+ * only add bits (fetch_or), and only a reset clears them.
+ */
+static uint8_t status_get(const struct virtio_dev *d)
+{
+	return __atomic_load_n(&d->status, __ATOMIC_ACQUIRE);
 }
 
 int virtio_dev_init(struct virtio_dev *d, const struct virtio_dev_ops *ops,
@@ -54,6 +65,38 @@ void virtio_dev_set_transport(struct virtio_dev *d, const struct virtio_transpor
 	d->transport = transport;
 }
 
+int virtio_dev_bind_loops(struct virtio_dev *d, const struct platform *plat)
+{
+	struct evloop *group_loop[VIRTIO_MAX_QUEUES] = {0};
+	bool spread = d->ops->queue_group && plat->loop && plat->ops->io_loop_next;
+
+	if (d->loops_bound)
+		return 0;
+	for (unsigned q = 0; q < d->num_queues; q++) {
+		if (!spread) {
+			d->queue_loop[q] = plat->loop;
+			continue;
+		}
+		unsigned g = d->ops->queue_group(d, q);
+		if (g >= d->num_queues)
+			return -EINVAL;
+		/* Groups get loops in the order their first queue appears. */
+		if (!group_loop[g]) {
+			group_loop[g] = plat->ops->io_loop_next(plat->ctx);
+			if (!group_loop[g])
+				group_loop[g] = plat->loop;
+		}
+		d->queue_loop[q] = group_loop[g];
+	}
+	d->loops_bound = true;
+	return 0;
+}
+
+struct evloop *virtio_dev_queue_loop(const struct virtio_dev *d, unsigned q)
+{
+	return q < d->num_queues ? d->queue_loop[q] : NULL;
+}
+
 void virtio_dev_lock(struct virtio_dev *d)
 {
 	pthread_mutex_lock(&d->lock);
@@ -82,7 +125,7 @@ uint32_t virtio_dev_driver_features(const struct virtio_dev *d, uint32_t sel)
 
 void virtio_dev_set_driver_features(struct virtio_dev *d, uint32_t sel, uint32_t val)
 {
-	if (d->status & VIRTIO_STATUS_FEATURES_OK) {
+	if (status_get(d) & VIRTIO_STATUS_FEATURES_OK) {
 		vlog_rl("%s: driver features written after FEATURES_OK; ignored", d->ops->name);
 		return;
 	}
@@ -99,7 +142,7 @@ void virtio_dev_set_driver_features(struct virtio_dev *d, uint32_t sel, uint32_t
 
 uint8_t virtio_dev_status(const struct virtio_dev *d)
 {
-	return d->status;
+	return status_get(d);
 }
 
 uint8_t virtio_dev_config_generation(const struct virtio_dev *d)
@@ -128,11 +171,12 @@ static bool virtio_dev_features_valid(struct virtio_dev *d)
 
 void virtio_dev_set_needs_reset(struct virtio_dev *d)
 {
-	if (d->status & VIRTIO_STATUS_NEEDS_RESET)
+	uint8_t old = __atomic_fetch_or(&d->status, VIRTIO_STATUS_NEEDS_RESET, __ATOMIC_ACQ_REL);
+	if (old & VIRTIO_STATUS_NEEDS_RESET)
 		return;
-	d->status |= VIRTIO_STATUS_NEEDS_RESET;
-	/* The driver only listens for config interrupts once it set DRIVER_OK. */
-	if (d->status & VIRTIO_STATUS_DRIVER_OK)
+	/* The driver only listens for config interrupts once it set DRIVER_OK. The
+	 * transport's interrupt op is thread-safe by itself. */
+	if (old & VIRTIO_STATUS_DRIVER_OK)
 		virtio_dev_interrupt(d, VIRTIO_IRQ_CONFIG);
 }
 
@@ -159,7 +203,7 @@ static void virtio_dev_activate(struct virtio_dev *d)
 void virtio_dev_set_status(struct virtio_dev *d, uint8_t val)
 {
 	const uint8_t owned = VIRTIO_STATUS_NEEDS_RESET; /* device-owned bits */
-	uint8_t cur = d->status;
+	uint8_t cur = status_get(d);
 
 	if (val == 0) {
 		virtio_dev_reset(d);
@@ -201,16 +245,19 @@ void virtio_dev_set_status(struct virtio_dev *d, uint8_t val)
 			vlog_rl("%s: DRIVER_OK set without FEATURES_OK; ignored", d->ops->name);
 		}
 	}
-	d->status = next;
+	/* next only adds to cur: OR it in, keeping a NEEDS_RESET set meanwhile by a queue. */
+	__atomic_fetch_or(&d->status, next, __ATOMIC_ACQ_REL);
 	if (start)
 		virtio_dev_activate(d);
 }
 
 void virtio_dev_reset(struct virtio_dev *d)
 {
+	/* ops->reset first: it stops the queues (under their locks, for unlocked-notify
+	 * devices), so nothing running can see the rings or the status reset under it. */
 	if (d->ops->reset)
 		d->ops->reset(d);
-	d->status = 0;
+	__atomic_store_n(&d->status, 0, __ATOMIC_RELEASE);
 	d->driver_features = 0;
 	d->negotiated = 0;
 	d->bad_feature_write = false;
@@ -250,7 +297,7 @@ static struct virtq *virtio_dev_queue_writable(struct virtio_dev *d, unsigned q)
 	struct virtq *vq = virtio_dev_queue(d, q);
 	if (!vq)
 		return NULL;
-	if ((d->status & VIRTIO_STATUS_DRIVER_OK) || vq->enabled) {
+	if ((status_get(d) & VIRTIO_STATUS_DRIVER_OK) || vq->enabled) {
 		vlog_rl("%s: queue %u configuration written while %s; ignored", d->ops->name, q,
 			vq->enabled ? "enabled" : "running");
 		return NULL;
@@ -301,11 +348,23 @@ bool virtio_dev_queue_set_enable(struct virtio_dev *d, unsigned q, uint16_t val)
 	return true;
 }
 
+bool virtio_dev_queue_ready(struct virtio_dev *d, unsigned q)
+{
+	struct virtq *vq = virtio_dev_queue(d, q);
+	return vq && vq->live && (status_get(d) & VIRTIO_STATUS_DRIVER_OK);
+}
+
 void virtio_dev_kick(struct virtio_dev *d, unsigned q)
 {
+	if (q >= d->num_queues)
+		return;
+	if (d->ops->notify_unlocked) {
+		/* The device checks liveness under its own queue lock (virtio.h). */
+		d->ops->queue_notify(d, q);
+		return;
+	}
 	virtio_dev_lock(d);
-	struct virtq *vq = virtio_dev_queue(d, q);
-	if (vq && vq->live && (d->status & VIRTIO_STATUS_DRIVER_OK))
+	if (virtio_dev_queue_ready(d, q))
 		d->ops->queue_notify(d, q);
 	virtio_dev_unlock(d);
 }
@@ -339,6 +398,6 @@ void virtio_dev_queue_signal(struct virtio_dev *d, unsigned q)
 void virtio_dev_config_changed(struct virtio_dev *d)
 {
 	d->config_generation++;
-	if (d->status & VIRTIO_STATUS_DRIVER_OK)
+	if (status_get(d) & VIRTIO_STATUS_DRIVER_OK)
 		virtio_dev_interrupt(d, VIRTIO_IRQ_CONFIG);
 }

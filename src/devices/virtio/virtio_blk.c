@@ -186,12 +186,34 @@ static void vblk_batch_end(void *opaque)
 }
 
 
+/*
+ * The driver notified queue q: called WITHOUT the device lock (notify_unlocked), for any
+ * q < nq, on the queue's I/O thread (or a vCPU), concurrently with other queues'
+ * notifications, completions, status writes and resets. Why that is safe:
+ * - Everything below runs under q's lock and only if vq->running. running is set by
+ *   vblk_activate under this lock after the core activated the rings (vq_activate runs
+ *   before ops->activate), and cleared by vblk_stop_queues under this lock from
+ *   ops->reset, before the core resets the rings (vq_reset runs after ops->reset) and
+ *   clears the status. So while we hold the lock and see running, the ring addresses are
+ *   the current activation's and stay valid; a reset waits for us, and a notify that gets
+ *   the lock after a reset sees running clear and touches nothing (a new activation sets
+ *   it again only after the new ring addresses are in place).
+ * - State read without the device lock is stable while a queue runs (negotiated features,
+ *   queue size, the config limits) or atomic (stopped, writeback, signal_mask, throttled).
+ * - A driver error sets NEEDS_RESET through virtio_dev_set_needs_reset(), which is atomic
+ *   and allowed here because we hold the lock of a running queue (virtio.h).
+ * - blk_submit/blk_kick take the backend lock, so queues on different threads may submit
+ *   at once (lock order: queue lock -> backend lock; the kick runs with no lock held).
+ */
 static void vblk_queue_notify(struct virtio_dev *d, unsigned q)
 {
 	struct virtio_blk *b = d->opaque;
-	struct vblk_queue *vq = &b->qs[q];
+	struct vblk_queue *vq;
 	bool kick = false;
 
+	if (q >= b->nq)
+		return;
+	vq = &b->qs[q];
 	pthread_mutex_lock(&vq->lock);
 	if (vq->running) {
 		kick = vblk_process(b, vq);
@@ -268,6 +290,13 @@ static void vblk_reset(struct virtio_dev *d)
 	__atomic_store_n(&b->cfg.writeback, b->initial_wce, __ATOMIC_RELAXED);
 }
 
+/* Every request queue is a group of its own: each may get its own I/O thread. */
+static unsigned vblk_queue_group(const struct virtio_dev *d, unsigned q)
+{
+	(void)d;
+	return q;
+}
+
 static const struct virtio_dev_ops vblk_ops_template = {
 	.name = "virtio-blk",
 	.device_id = VIRTIO_ID_BLOCK,
@@ -278,6 +307,8 @@ static const struct virtio_dev_ops vblk_ops_template = {
 	.activate = vblk_activate,
 	.queue_notify = vblk_queue_notify,
 	.reset = vblk_reset,
+	.queue_group = vblk_queue_group,
+	.notify_unlocked = true,
 };
 
 static unsigned log2u(unsigned x)

@@ -45,10 +45,12 @@
  * Locking (multiqueue): each queue has its own lock, covering its ring while the queue
  * runs, its requests in flight and its counters. A completion takes only its queue's lock
  * (the push, the status byte, and the batch's interrupt decision), so queues complete
- * independently of each other and of the device lock. The device lock (virtio core) is
- * taken for notifications (the core holds it around queue_notify), configuration, status
- * and reset, and on the rare path that restarts a queue throttled by a driver republishing
- * busy buffers. Lock order: device lock -> queue lock -> backend lock. The transport's
+ * independently of each other and of the device lock. Notifications too take only their
+ * queue's lock (the device opts into the core's unlocked notify, virtio.h), so queues
+ * are processed in parallel, each on the I/O thread of its queue group (one group per
+ * queue). The device lock (virtio core) is taken for configuration, status and reset,
+ * and on the rare path that restarts a queue throttled by a driver republishing busy
+ * buffers. Lock order: device lock -> queue lock -> backend lock. The transport's
  * interrupt op is therefore called with a queue lock rather than the device lock held
  * (virtio.h allows that).
  *

@@ -6,7 +6,8 @@
  *   virtio_blk_req.c  request side: descriptor chain -> validated request -> backend
  *                     request(s), and the merging of adjacent reads or writes of one batch.
  * Locking is the one described in virtio_blk.h: every function here that touches a queue
- * runs with that queue's lock held (the request side also with the device lock).
+ * runs with that queue's lock held, and only while the queue runs (vblk_queue_notify says
+ * why that makes the device lock unnecessary).
  *
  * Merging (virtio_blk_req.c): within one vblk_process() run on one queue, consecutive
  * READs (or consecutive WRITEs with the same FUA flag) whose byte ranges follow each
@@ -139,8 +140,9 @@ void vblk_merge_done(struct blk_req *br, int res);
 
 /* --- virtio_blk_req.c (request side) --- */
 
-/* Device and queue locked. Take requests from the queue until it is empty, broken or
- * full; true if the caller must blk_kick() (after dropping the queue lock). */
+/* Queue locked and running (the device lock may be held too). Take requests from the
+ * queue until it is empty, broken or full; true if the caller must blk_kick() (after
+ * dropping the queue lock). */
 bool vblk_process(struct virtio_blk *b, struct vblk_queue *vq);
 
 #endif

@@ -412,7 +412,7 @@ static bool vblk_dwz(struct virtio_blk *b, const struct vblk_ctx *x)
 	return true;
 }
 
-/* Device and queue locked. Handle one popped chain; true if backend requests were
+/* Queue locked and running. Handle one popped chain; true if backend requests were
  * submitted. */
 static bool vblk_handle(struct virtio_blk *b, struct vblk_queue *vq, struct vq_chain *c,
 			struct vblk_run *run)

@@ -191,13 +191,37 @@ static int net_activate(struct virtio_dev *d)
 	return 0;
 }
 
-static void net_queue_notify(struct virtio_dev *d, unsigned q)
+/* A driver error found without the device lock (pair_driver_error) left reset_pending:
+ * apply it now, under the device lock. A reset meanwhile cleared it (under every pair
+ * lock), so an error of an earlier activation never marks the reset device. */
+static void net_apply_reset_pending(struct virtio_net *n)
 {
-	struct virtio_net *n = d->opaque;
+	if (!__atomic_load_n(&n->reset_pending, __ATOMIC_ACQUIRE))
+		return;
+	virtio_dev_lock(&n->vdev);
+	if (__atomic_exchange_n(&n->reset_pending, 0, __ATOMIC_ACQ_REL))
+		virtio_dev_set_needs_reset(&n->vdev);
+	virtio_dev_unlock(&n->vdev);
+}
+
+/* Pair lock held: the data queue q of pair p was notified. */
+static void net_pair_notify(struct net_pair *p, unsigned q)
+{
+	struct virtio_net *n = p->n;
 	if (n->vhost_on && q < VHOST_NET_RINGS) {
 		vhost_net_kick(n->vhost, q);
-		return;
+	} else if (q % 2 == 0) {
+		if (p->rx_wait_bufs)
+			net_rx_process(p);
+	} else {
+		net_tx_process(p);
 	}
+}
+
+/* Device lock held, DRIVER_OK and q live: the control queue, or a data queue reached on
+ * the slow path of net_queue_notify. */
+static void net_queue_notify_locked(struct virtio_net *n, unsigned q)
+{
 	if (q == net_ctrlq(n)) {
 		net_ctrl_process(n);
 		return;
@@ -207,14 +231,60 @@ static void net_queue_notify(struct virtio_dev *d, unsigned q)
 	struct net_pair *p = &n->pairs[q / 2];
 	pthread_mutex_lock(&p->lock);
 	p->dev_locked = true;
-	if (q % 2 == 0) {
-		if (p->rx_wait_bufs)
-			net_rx_process(p);
-	} else {
-		net_tx_process(p);
-	}
+	net_pair_notify(p, q);
 	p->dev_locked = false;
 	pthread_mutex_unlock(&p->lock);
+}
+
+/*
+ * The driver notified queue q: called WITHOUT the device lock (notify_unlocked), for any
+ * q, on the I/O thread of q's pair (or a vCPU), concurrently with other pairs, backend
+ * events, status writes and resets. Why that is safe:
+ * - A data queue is served under its pair's lock only. p->active, vhost_on and mq are
+ *   written only with every pair lock held (net_activate, net_pairs_set_active from the
+ *   control queue, net_reset). active is set after the core activated the rings
+ *   (vq_activate runs before ops->activate) and cleared by net_reset before the core
+ *   resets them (vq_reset runs after ops->reset): while we hold the pair lock and see
+ *   active (checked again by pair_ready in the data path), the ring addresses are the
+ *   current activation's and cannot change; a reset waits for the lock, and a notify that
+ *   gets it after a reset sees active clear and touches no ring.
+ * - Whether q is the control queue depends on mq (2 without it, 2N with it): read under
+ *   the pair lock, where it is stable. The control queue needs device state, so it takes
+ *   the device lock (before any pair lock) and checks DRIVER_OK and liveness as the
+ *   core's locked path does; so does a queue of no pair.
+ * - A driver error on the data path cannot set NEEDS_RESET under the pair lock alone
+ *   (pair_driver_error without dev_locked): it leaves reset_pending, applied after the
+ *   pair lock is dropped (net_apply_reset_pending).
+ */
+static void net_queue_notify(struct virtio_dev *d, unsigned q)
+{
+	struct virtio_net *n = d->opaque;
+
+	if (q / 2 < n->max_pairs) {
+		struct net_pair *p = &n->pairs[q / 2];
+		pthread_mutex_lock(&p->lock);
+		bool data = q != net_ctrlq(n);
+		if (data)
+			net_pair_notify(p, q);
+		pthread_mutex_unlock(&p->lock);
+		if (data) {
+			net_apply_reset_pending(n);
+			return;
+		}
+	}
+	virtio_dev_lock(d);
+	if (virtio_dev_queue_ready(d, q))
+		net_queue_notify_locked(n, q);
+	virtio_dev_unlock(d);
+}
+
+/* Pair i's queues (2i, 2i + 1) share its I/O thread with its backend fd; the control queue
+ * (2N with MQ) goes with pair 0. Without MQ the control queue is 2, i.e. pair 1's group
+ * when there are several pairs; it takes the device lock wherever it runs. */
+static unsigned net_queue_group(const struct virtio_dev *d, unsigned q)
+{
+	unsigned pairs = (d->num_queues - 1) / 2;
+	return q / 2 < pairs ? q / 2 : 0;
 }
 
 static void net_reset(struct virtio_dev *d)
@@ -268,6 +338,8 @@ static const struct virtio_dev_ops net_ops = {
     .activate = net_activate,
     .queue_notify = net_queue_notify,
     .reset = net_reset,
+    .queue_group = net_queue_group,
+    .notify_unlocked = true,
 };
 
 /* Offload features this backend cannot provide (taken out of the offer). */
@@ -312,12 +384,7 @@ static void net_kick_cb(void *opaque, uint32_t events)
 	(void)events;
 	if (read(p->kickfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		vlog_rl("virtio-net: eventfd read: %s", strerror(errno));
-	if (__atomic_load_n(&n->reset_pending, __ATOMIC_ACQUIRE)) {
-		virtio_dev_lock(&n->vdev);
-		if (__atomic_exchange_n(&n->reset_pending, 0, __ATOMIC_ACQ_REL))
-			virtio_dev_set_needs_reset(&n->vdev);
-		virtio_dev_unlock(&n->vdev);
-	}
+	net_apply_reset_pending(n);
 	pthread_mutex_lock(&p->lock);
 	net_rx_process(p);
 	net_tx_process(p);
@@ -341,22 +408,33 @@ void virtio_net_poll(struct virtio_net *n)
 
 /* ---- lifetime ------------------------------------------------------------------------------- */
 
+/* Pair i's fds go on the loop of its queues (virtio_dev_bind_loops), so its notifications,
+ * backend readiness and rescheduled work run on one thread. vhost calls: the main loop. */
+static struct evloop *net_pair_loop(struct virtio_net *n, unsigned i)
+{
+	return virtio_dev_queue_loop(&n->vdev, net_rxq(i));
+}
+
 static int net_loop_attach(struct virtio_net *n)
 {
 	struct evloop *loop = n->plat->loop;
 	int r;
 	if (!loop)
 		return 0;
+	r = virtio_dev_bind_loops(&n->vdev, n->plat);
+	if (r)
+		return r;
 	for (unsigned i = 0; i < n->max_pairs; i++) {
 		struct net_pair *p = &n->pairs[i];
+		struct evloop *pl = net_pair_loop(n, i);
 		p->kickfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 		if (p->kickfd < 0)
 			return -errno;
-		r = evloop_add(loop, p->kickfd, EPOLLIN, net_kick_cb, p);
+		r = evloop_add(pl, p->kickfd, EPOLLIN, net_kick_cb, p);
 		if (r)
 			return r;
 		p->kick_registered = true;
-		r = evloop_add(loop, p->be->fd, EPOLLIN | EPOLLOUT | EPOLLET, net_backend_cb, p);
+		r = evloop_add(pl, p->be->fd, EPOLLIN | EPOLLOUT | EPOLLET, net_backend_cb, p);
 		if (r)
 			return r;
 		p->be_registered = true;
@@ -375,9 +453,10 @@ static void net_loop_detach(struct virtio_net *n)
 	struct evloop *loop = n->plat->loop;
 	for (unsigned i = 0; n->pairs && i < n->max_pairs; i++) {
 		struct net_pair *p = &n->pairs[i];
-		if (p->kick_registered && evloop_del(loop, p->kickfd) < 0)
+		struct evloop *pl = net_pair_loop(n, i);
+		if (p->kick_registered && evloop_del(pl, p->kickfd) < 0)
 			vwarn("virtio-net: evloop_del failed");
-		if (p->be_registered && evloop_del(loop, p->be->fd) < 0)
+		if (p->be_registered && evloop_del(pl, p->be->fd) < 0)
 			vwarn("virtio-net: evloop_del failed");
 		p->kick_registered = p->be_registered = false;
 	}

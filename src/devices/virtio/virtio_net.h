@@ -19,11 +19,13 @@
  * HOST_TSO4/6, HOST_ECN, GUEST_TSO4/6, GUEST_ECN. The guest's receive offloads are applied
  * to the backend at DRIVER_OK (TUNSETOFFLOAD) and cleared at reset.
  *
- * Data path, per queue pair, on the I/O thread (or a vCPU thread when a notification is
- * not an ioeventfd). Locking (virtio_net_priv.h): each pair has its own lock; backend
- * readiness and rescheduled work take only that lock, so pairs share no lock on the hot
- * path; a queue notification comes from the core with the device lock held and then
- * takes the pair lock. Interrupts are raised once per batch, from a pair's own context
+ * Data path, per queue pair, on the pair's I/O thread (one thread for everything by
+ * default; with --io-threads each pair's notifications, backend fd and rescheduled work
+ * are on one of the machine's device I/O threads, round robin), or a vCPU thread when a
+ * notification is not an ioeventfd. Locking (virtio_net_priv.h): each pair has its own
+ * lock; queue notifications (the core's unlocked notify, virtio.h), backend readiness and
+ * rescheduled work take only that lock, so pairs share no lock on the hot path; only the
+ * control queue takes the device lock. Interrupts are raised once per batch, from a pair's own context
  * through the transport's interrupt op without the device lock (virtio-pci's only needs
  * its pci_dev lock; a transport that needs more must say so).
  * - RX: on backend readiness, pop receive chains and read frames straight into them (TAP:

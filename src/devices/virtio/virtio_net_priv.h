@@ -6,9 +6,11 @@
  *
  * Locks: the virtio_dev lock (device-wide) and one lock per queue pair. Order: device lock
  * -> pair locks in index order -> the transport's inner locks. The data path of a pair runs
- * under its pair lock only when it starts from the pair's own fds (backend readiness, the
- * pair's reschedule eventfd); a queue notification arrives from the core with the device
- * lock held and then takes the pair lock. Settings every pair reads (offloads, receive
+ * under its pair lock only (dev_locked false) when it starts from the pair's own fds
+ * (backend readiness, the pair's reschedule eventfd) or from a queue notification (the
+ * core calls queue_notify without the device lock: see net_queue_notify); only
+ * virtio_net_poll and the slow path for a queue that may be the control queue hold the
+ * device lock too (dev_locked true). Settings every pair reads (offloads, receive
  * filter, mrg_rxbuf, ...) are written with the device lock and every pair lock held, so a
  * pair may read them with its own lock alone.
  */

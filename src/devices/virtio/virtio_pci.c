@@ -550,8 +550,10 @@ static int vpci_ioev_setup(struct virtio_pci *t)
 			r = -errno;
 			goto fail;
 		}
-		/* Registered once for the device's lifetime, so guest resets allocate nothing. */
-		r = evloop_add(p->loop, t->ioev[q].efd, EPOLLIN, vpci_ioev_cb, &t->ioev[q]);
+		/* Registered once for the device's lifetime, so guest resets allocate nothing;
+		 * on the I/O thread of the queue's group (virtio_dev_bind_loops). */
+		r = evloop_add(virtio_dev_queue_loop(t->vdev, q), t->ioev[q].efd, EPOLLIN,
+			       vpci_ioev_cb, &t->ioev[q]);
 		if (r < 0) {
 			close(t->ioev[q].efd);
 			t->ioev[q].efd = -1;
@@ -562,7 +564,7 @@ static int vpci_ioev_setup(struct virtio_pci *t)
 fail:
 	for (unsigned q = 0; q < nq; q++) {
 		if (t->ioev[q].efd >= 0) {
-			if (evloop_del(p->loop, t->ioev[q].efd) < 0)
+			if (evloop_del(virtio_dev_queue_loop(t->vdev, q), t->ioev[q].efd) < 0)
 				vwarn("virtio-pci: evloop_del failed");
 			close(t->ioev[q].efd);
 		}
@@ -580,7 +582,7 @@ static void vpci_ioev_teardown(struct virtio_pci *t)
 	vpci_ioev_unregister(t);
 	virtio_dev_unlock(t->vdev);
 	for (unsigned q = 0; q < t->vdev->num_queues; q++) {
-		if (evloop_del(t->plat->loop, t->ioev[q].efd) < 0)
+		if (evloop_del(virtio_dev_queue_loop(t->vdev, q), t->ioev[q].efd) < 0)
 			vwarn("virtio-pci: evloop_del failed");
 		close(t->ioev[q].efd);
 	}
@@ -622,6 +624,9 @@ int virtio_pci_create(struct virtio_pci **out, const struct platform *plat, stru
 	if (r < 0)
 		goto fail;
 	r = vpci_add_caps(t);
+	if (r < 0)
+		goto fail;
+	r = virtio_dev_bind_loops(vdev, plat);
 	if (r < 0)
 		goto fail;
 	r = vpci_ioev_setup(t);

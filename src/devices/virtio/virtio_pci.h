@@ -15,7 +15,8 @@
  *
  * Notifications: with plat->loop and plat->ops->ioeventfd_add, one eventfd per queue is
  * registered on its notify address at DRIVER_OK (deregistered at reset) and the queue is
- * processed on the I/O thread. Otherwise, or if registration fails, the MMIO write is
+ * processed on the I/O thread of its queue group (virtio_dev_bind_loops: the main loop,
+ * or one of the machine's device I/O threads with --io-threads > 1). Otherwise, or if registration fails, the MMIO write is
  * handled directly on the vCPU thread. When the guest moves or unmaps the BAR, the PCI
  * core's bar_remapped hook re-registers the eventfds at the new address.
  *

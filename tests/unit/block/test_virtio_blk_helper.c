@@ -101,6 +101,13 @@ void vbx_attach_script(struct vbx *x, const struct blk_info *info, unsigned nq)
 	vbx_create_dev(x, nq);
 }
 
+void vbx_attach_ops(struct vbx *x, const struct blk_backend_ops *ops, void *priv,
+		    const struct blk_info *info, unsigned nq)
+{
+	assert_int_equal(blk_backend_new(&x->be, ops, priv, info, NULL), 0);
+	vbx_create_dev(x, nq);
+}
+
 void vbx_script_finish(struct vbx *x, int i, int res)
 {
 	assert_true(i < x->script.nsub && x->script.sub[i]);

@@ -56,6 +56,9 @@ void vbx_attach_file_loop(struct vbx *x, struct blk_config *cfg, unsigned nq,
 			  struct evloop *loop);
 /* A device on the scripted engine instead (info: size etc.). */
 void vbx_attach_script(struct vbx *x, const struct blk_info *info, unsigned nq);
+/* A device on a backend engine of the test's own (priv: the engine's state). */
+void vbx_attach_ops(struct vbx *x, const struct blk_backend_ops *ops, void *priv,
+		    const struct blk_info *info, unsigned nq);
 void vbx_fini(struct vbx *x);
 /* cmocka fixtures: a calloc'ed, initialised struct vbx in *state, and its teardown. */
 int vbx_setup(void **state);
