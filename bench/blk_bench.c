@@ -4,21 +4,33 @@
  * does, with no guest: keep DEPTH requests of BS bytes in flight for SECONDS and report
  * what was done. Run by bench/block.sh next to fio on the same file.
  *
- *   blk-bench run --path F [--format raw|qcow2] [--engine io_uring|threads] [--cache none|writeback]
- *                 --rw randread|randwrite|read|write --bs BYTES --qd N --time SECONDS [--loop 0|1]
- *                 [--kick-each 0|1]
+ *   blk-bench run --path F [--format raw|qcow2] [--engine io_uring|threads]
+ *                 [--cache none|writeback] --rw randread|randwrite|read|write --bs BYTES
+ *                 --qd N --time SECONDS [--loop 0|1] [--kick-each 0|1] [--per-io 0|1]
  *   blk-bench create-qcow2 --path F --size BYTES   (64 KiB clusters, data fully preallocated)
  *   blk-bench fill --path F [--format ...] [--cache ...]   (write every byte once, 1 MiB x 32)
  *
  * `run` prints one line of key=value pairs: ios, bytes, seconds, iops, mibs, cpu_us (user+sys
  * of the whole process over the measured interval, every backend thread included, from
  * getrusage(RUSAGE_SELF)), cpu_us_per_io, engine, errors. Completions are taken with
- * blk_poll() on this thread (no evloop); freed slots are resubmitted as one batch and one
- * blk_kick(), as a device does per queue notification. With --loop 1 the disk is opened on
- * an evloop instead and this thread runs it (evloop_run_once), the way the VMM's I/O
- * thread sees completions: through epoll, between other events. --kick-each 1 kicks after
- * every request instead of once per batch (a driver that notifies per request; with --loop
- * each request then reaches the host on its own).
+ * blk_poll() on this thread (no evloop); by default ("batched") every slot freed by one
+ * wake-up is resubmitted as one batch and one blk_kick(), as a device does per queue
+ * notification: with io_uring, one io_uring_enter submits the batch and waits for the next
+ * completion. With --loop 1 the disk is opened on an evloop instead and this thread runs
+ * it (evloop_run_once), the way the VMM's I/O thread sees completions: through epoll,
+ * between other events.
+ *
+ * --kick-each 1 kicks after every request instead of once per batch. With --loop the
+ * io_uring engine then submits each request in its own io_uring_enter; without a loop it
+ * changes nothing the host sees (kicked requests wait for the next blk_poll, which submits
+ * them together).
+ *
+ * --per-io 1 is fio's default loop (iodepth_batch_submit=1, iodepth_batch_complete_min=1):
+ * every request goes to the host on its own, as soon as its slot is free. Each freed slot
+ * is submitted and kicked alone, then pushed to the host at once: without a loop by
+ * blk_poll(be, 0) (one io_uring_enter that submits it and delivers whatever has completed
+ * meanwhile), with --loop by the kick itself. The bench waits (blk_poll / evloop, up to
+ * 100 ms) only when no slot is free, i.e. all QD requests are in flight.
  */
 #include "block/block.h"
 #include "block/qcow2.h"
@@ -47,6 +59,8 @@ struct bench {
 	struct evloop loop;
 	bool use_loop;
 	bool kick_each;
+	bool per_io;
+	unsigned qd;
 	enum blk_op op;
 	bool random;
 	uint64_t bs, disk_blocks, next_block, rng;
@@ -63,6 +77,7 @@ struct bench_args {
 	double seconds;
 	bool loop;
 	bool kick_each;
+	bool per_io;
 };
 
 static double bench_now(void)
@@ -106,37 +121,62 @@ static void bench_done(struct blk_req *req, int result)
 	b->free_list = s;
 }
 
-/* Submit every free slot as one batch, kick once. Returns how many went out. */
-static unsigned bench_refill(struct bench *b)
+/* Take the first free slot and blk_submit() it (no kick). */
+static void bench_submit_one(struct bench *b)
+{
+	struct bench_slot *s = b->free_list;
+	uint64_t blk;
+
+	b->free_list = s->free_next;
+	if (b->random) {
+		blk = bench_rand(b) % b->disk_blocks;
+	} else {
+		blk = b->next_block++;
+		if (b->next_block >= b->disk_blocks)
+			b->next_block = 0;
+	}
+	s->iov.iov_len = b->bs;
+	s->req.op = b->op;
+	s->req.flags = 0;
+	s->req.offset = blk * b->bs;
+	s->req.iov = &s->iov;
+	s->req.iovcnt = 1;
+	s->req.done = bench_done;
+	blk_submit(b->be, &s->req);
+}
+
+/*
+ * Batched (default): submit every free slot, kick once. --per-io: submit, kick and push
+ * each request to the host on its own (blk_poll(be, 0) without a loop, which may free
+ * slots again: those go out too, up to QD requests per call so the caller still sees
+ * its deadline). Returns 0 or the -errno of blk_poll.
+ */
+static int bench_refill(struct bench *b)
 {
 	unsigned n = 0;
-	while (b->free_list) {
-		struct bench_slot *s = b->free_list;
-		uint64_t blk;
 
-		b->free_list = s->free_next;
-		if (b->random) {
-			blk = bench_rand(b) % b->disk_blocks;
-		} else {
-			blk = b->next_block++;
-			if (b->next_block >= b->disk_blocks)
-				b->next_block = 0;
+	if (b->per_io) {
+		while (b->free_list && n < b->qd) {
+			bench_submit_one(b);
+			blk_kick(b->be);
+			n++;
+			if (!b->use_loop) {
+				int r = blk_poll(b->be, 0);
+				if (r < 0)
+					return r;
+			}
 		}
-		s->iov.iov_len = b->bs;
-		s->req.op = b->op;
-		s->req.flags = 0;
-		s->req.offset = blk * b->bs;
-		s->req.iov = &s->iov;
-		s->req.iovcnt = 1;
-		s->req.done = bench_done;
-		blk_submit(b->be, &s->req);
+		return 0;
+	}
+	while (b->free_list) {
+		bench_submit_one(b);
 		if (b->kick_each)
 			blk_kick(b->be);
 		n++;
 	}
 	if (n && !b->kick_each)
 		blk_kick(b->be);
-	return n;
+	return 0;
 }
 
 static void bench_teardown(struct bench *b, unsigned qd)
@@ -166,6 +206,8 @@ static int bench_setup(struct bench *b, const struct bench_args *a, enum blk_op 
 							   : BLK_ENGINE_AUTO;
 	b->use_loop = a->loop;
 	b->kick_each = a->kick_each;
+	b->per_io = a->per_io;
+	b->qd = a->qd;
 	if (b->use_loop && evloop_init(&b->loop) < 0) {
 		fprintf(stderr, "blk-bench: evloop_init failed\n");
 		return -ENOMEM;
@@ -201,7 +243,8 @@ static int bench_setup(struct bench *b, const struct bench_args *a, enum blk_op 
 		s->free_next = b->free_list;
 		b->free_list = s;
 	}
-	printf("engine=%s%s ", info.engine, b->use_loop ? " loop=1" : "");
+	printf("engine=%s%s%s ", info.engine, b->use_loop ? " loop=1" : "",
+	       b->per_io ? " per_io=1" : "");
 	return 0;
 }
 
@@ -226,12 +269,15 @@ static int bench_run(const struct bench_args *a)
 	c0 = bench_cpu_us();
 	t0 = bench_now();
 	deadline = t0 + a->seconds;
-	bench_refill(&b);
-	while (bench_now() < deadline && !b.errors) {
-		r = bench_wait(&b);
-		if (r < 0)
-			break;
-		bench_refill(&b);
+	r = bench_refill(&b);
+	while (r >= 0 && bench_now() < deadline && !b.errors) {
+		/* Wait only with every slot in flight (per-I/O may have freed some already). */
+		if (!b.free_list) {
+			r = bench_wait(&b);
+			if (r < 0)
+				break;
+		}
+		r = bench_refill(&b);
 	}
 	/* Count what was in flight at the deadline too: wait for it inside the interval. */
 	while (blk_outstanding(b.be) && r >= 0)
@@ -337,6 +383,8 @@ static int bench_parse(int argc, char **argv, struct bench_args *a)
 			a->loop = strtoul(v, &end, 0) != 0;
 		else if (!strcmp(k, "--kick-each"))
 			a->kick_each = strtoul(v, &end, 0) != 0;
+		else if (!strcmp(k, "--per-io"))
+			a->per_io = strtoul(v, &end, 0) != 0;
 		else
 			return -EINVAL;
 		if (end && *end)
@@ -356,7 +404,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: blk-bench run|fill|create-qcow2 --path F [--format raw|qcow2]\n"
 				"  [--engine auto|io_uring|threads] [--cache none|writeback]\n"
 				"  [--rw randread|randwrite|read|write] [--bs N] [--qd N] [--time S]"
-				" [--size N] [--loop 0|1] [--kick-each 0|1]\n");
+				" [--size N] [--loop 0|1] [--kick-each 0|1]\n"
+				"  [--per-io 0|1]\n");
 		return 2;
 	}
 	if (!strcmp(a.cmd, "run"))

@@ -2,7 +2,10 @@
 # SPDX-License-Identifier: MIT
 # Vireo's block layer (io_uring, threads, qcow2) against host fio on the same file.
 #   bench/block.sh [BUILD_DIR] [--time S] [--size MiB] [--dir DIR] [--only 4k] [--qd N]
-#                  [--reps N] [--loop] [--compare OLD_BUILD_DIR] [--uring-only] [--keep] [--help]
+#                  [--pattern both|per-io|batched] [--reps N] [--loop] [--compare OLD_BUILD_DIR]
+#                  [--uring-only] [--syscalls] [--keep] [--no-fio] [--help]
+# Two submission patterns, each with fio and blk-bench driven alike: per-I/O (fio's defaults)
+# and batched (the device's pattern); `x fio` compares within a pattern (see bench/block.md).
 # BUILD_DIR (default: build) gets bench/blk-bench built if missing; the rest is bench/block.py.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
