@@ -10,8 +10,9 @@
  *
  * Contract:
  * - blk_submit() queues a request; nothing is started before the next blk_kick() (submit a
- *   batch, kick once). Both run on whatever thread the device processes its queues on,
- *   serialised by the caller. Without an evloop (blk_poll), the io_uring engine hands a
+ *   batch, kick once). Both run on whatever thread the device processes a queue on; with
+ *   several queues (or --io-threads) different threads call them at the same time, which
+ *   is safe: both take the backend lock. Without an evloop (blk_poll), the io_uring engine hands a
  *   kicked batch to the host at the next blk_poll(), submitting and waiting in one system
  *   call as fio does (such a caller must poll to make progress anyway); blk_poll then
  *   holds the backend lock until the first completion or the timeout.
