@@ -3,10 +3,15 @@
  * The network benchmark guest's TCP sender (mode=tcp, see guest_net.c): one connection to
  * dst:port that sends `total` zero bytes in MSS segments or TSO super-segments, with a sliding
  * window from the ACKs and go-back-N after a 200 ms retransmission timeout, then a FIN.
- * Uses the rings and frame builders of guest_net.c (guest_net.h); probe_fail()s on a reset,
- * a refused connection or the overall deadline.
+ * Uses the device set up by guest_net.c and the driver and frame builders of vnet.h;
+ * probe_fail()s on a reset, a refused connection or the overall deadline.
  */
 #include "guest_net.h"
+
+#define PAYLOAD_MAX 65536
+
+static uint8_t payload[PAYLOAD_MAX] __attribute__((aligned(4096))); /* zeroes (.bss) */
+static bool tmpl[NSLOT]; /* slot k holds the data segment template */
 
 struct tcp {
 	uint32_t iss, irs; /* our and the peer's initial sequence numbers */
@@ -19,12 +24,14 @@ struct tcp {
 	uint32_t ipsum, thsum, pseudo; /* template sums */
 };
 
-/* Headers into slot k; returns the TCP header. flags: 0x02 SYN, 0x10 ACK, 0x08 PSH, 0x01 FIN. */
-static uint8_t *tcp_hdr(struct tcp *t, unsigned k, uint32_t seq, uint8_t flags, size_t optlen,
+/* Headers of the frame at f; returns the TCP header.
+ * flags: 0x02 SYN, 0x10 ACK, 0x08 PSH, 0x01 FIN. */
+static uint8_t *tcp_hdr(struct tcp *t, uint8_t *f, uint32_t seq, uint8_t flags, size_t optlen,
 			size_t plen)
 {
 	size_t thl = 20 + optlen;
-	uint8_t *th = ip_hdr(eth(slotbuf[k], dmac, 0x0800), 6, dst, thl + plen, t->ipid++);
+	uint8_t *th = vnet_ip(vnet_eth(&net, f, dmac, ETH_P_IP), 6, net.ip, dst, thl + plen,
+			      t->ipid++, 0x4000);
 	put16(th, t->sport);
 	put16(th + 2, port);
 	put32(th + 4, seq);
@@ -40,34 +47,33 @@ static uint8_t *tcp_hdr(struct tcp *t, unsigned k, uint32_t seq, uint8_t flags, 
 /* Pseudo-header sum for a TCP segment of len bytes. */
 static uint32_t tcp_pseudo(size_t len)
 {
-	uint32_t s = sum16(myip, 4, 0);
+	uint32_t s = sum16(net.ip, 4, 0);
 	s = sum16(dst, 4, s);
 	return s + 6 + (uint32_t)len;
 }
 
 static void tcp_ctl(struct tcp *t, uint32_t seq, uint8_t flags)
 {
-	unsigned k = tx_slot();
 	bool syn = flags & 0x02;
-	uint8_t *th = tcp_hdr(t, k, seq, flags, syn ? 8 : 0, 0);
+	uint8_t *th = tcp_hdr(t, vnet_tx_frame(&net, 0), seq, flags, syn ? 8 : 0, 0);
 	if (syn) { /* MSS 1460, NOP, window scale 7 */
 		uint8_t o[8] = {2, 4, 0x05, 0xb4, 1, 3, 3, 7};
 		memcpy(th + 20, o, 8);
 	}
 	size_t thl = syn ? 28 : 20;
 	put16(th + 16, (uint16_t)~fold(sum16(th, thl, tcp_pseudo(thl))));
-	tx_queue(k, ETH_IP_TCP + (syn ? 8 : 0), 0);
-	tx_flush();
+	vnet_send(&net, 0, ETH_IP_TCP + (syn ? 8 : 0));
 }
 
 /* A data segment. Headers come from a per-slot template; only length, id, sequence number and
  * checksums change (the payload is all zeroes, so it adds nothing to a checksum). */
 static void tcp_data(struct tcp *t, unsigned k, uint64_t off, size_t plen, bool offload)
 {
-	uint8_t *vh = slotbuf[k], *ip = vh + HDR + 14, *th = ip + 20;
+	uint8_t *vh = vnet_tx_buf(&net, 0, k), *ip = vh + VNET_HDR + 14, *th = ip + 20;
 	uint32_t seq = t->iss + 1 + (uint32_t)off;
 	if (!tmpl[k]) {
-		tcp_hdr(t, k, 0, 0x18, 0, 0);
+		memset(vh, 0, VNET_HDR);
+		tcp_hdr(t, vh + VNET_HDR, 0, 0x18, 0, 0);
 		put16(ip + 2, 0), put16(ip + 4, 0), put16(ip + 10, 0);
 		t->ipsum = sum16(ip, 20, 0);
 		put32(th + 4, 0);
@@ -95,7 +101,7 @@ static void tcp_data(struct tcp *t, unsigned k, uint64_t off, size_t plen, bool 
 		put16(th + 16, 0);
 		put16(th + 16, (uint16_t)~fold(t->thsum + (seq >> 16) + (seq & 0xffff) + pseudo));
 	}
-	tx_desc(k, ETH_IP_TCP, plen);
+	vnet_tx_desc(&net, 0, k, ETH_IP_TCP, payload, plen);
 	t->segs++;
 }
 
@@ -106,7 +112,7 @@ static void tcp_input(struct tcp *t, uint64_t *progress_at)
 	uint16_t n;
 	uint32_t len;
 	uint8_t *f;
-	if (!rx_last(&n, &f, &len))
+	if (!(n = vnet_rx_last(&net, 0, &f, &len)))
 		return;
 	uint8_t *p = f + 14, *th = p + 20;
 	if (be16(f + 12) == 0x0800 && len >= 14 + 40 && p[9] == 6 && be16(th) == port &&
@@ -120,7 +126,7 @@ static void tcp_input(struct tcp *t, uint64_t *progress_at)
 		}
 		t->wnd = (uint64_t)be16(th + 14) << t->wscale;
 	}
-	rx_last_done(n);
+	vnet_rx_last_done(&net, 0, n);
 }
 
 void tcp_out(uint64_t total)
@@ -129,7 +135,8 @@ void tcp_out(uint64_t total)
 	uint16_t slot;
 	uint32_t len;
 	uint8_t *f;
-	bool offload = (v.negotiated & (F_CSUM | F_HOST_TSO4)) == (F_CSUM | F_HOST_TSO4);
+	uint64_t tso = VNET_F_CSUM | VNET_F_HOST_TSO4;
+	bool offload = (net.dev.negotiated & tso) == tso;
 	t.iss = (uint32_t)rdtsc();
 	t.sport = (uint16_t)(40000 + (rdtsc() >> 4) % 20000);
 	t.total = total;
@@ -144,8 +151,7 @@ void tcp_out(uint64_t total)
 			tcp_ctl(&t, t.iss, 0x02);
 			next = time_us() + 500000;
 		}
-		tx_reclaim();
-		if (!(f = rx_poll(&slot, &len))) {
+		if (!(f = vnet_rx_poll(&net, 0, &slot, &len))) {
 			cpu_relax();
 			continue;
 		}
@@ -181,9 +187,8 @@ void tcp_out(uint64_t total)
 				est = true;
 			}
 		}
-		if (!arp_answer(f, len, slot))
-			rx_done(slot);
-		rx_flush();
+		if (!vnet_answer(&net, 0, f, len, slot))
+			vnet_rx_post(&net, 0, slot);
 	}
 	tcp_ctl(&t, t.iss + 1, 0x10);
 	printf("guest_net: TCP established, mss %u wscale %u window %lu, %s\n", t.mss, t.wscale,
@@ -192,12 +197,12 @@ void tcp_out(uint64_t total)
 	size_t seg = offload ? (65000 / t.mss) * t.mss : t.mss;
 	t.pseudo = tcp_pseudo(0);
 	uint64_t progress_at = time_us();
-	tx_inorder_begin();
+	memset(tmpl, 0, sizeof(tmpl)); /* the handshake used some slots */
 	marker("START", "tcp", 0, 0);
 	while (t.una < total) {
 		uint64_t now = time_us();
 		CHECK(now < deadline, "deadline: %lu of %lu bytes acknowledged", t.una, total);
-		unsigned slots = tx_inorder_room();
+		unsigned slots = vnet_tx_room(&net, 0);
 		tcp_input(&t, &progress_at);
 		if (t.nxt > t.una && now > progress_at + 200000) {
 			t.nxt = t.una; /* retransmission timeout: go back N */
@@ -217,20 +222,20 @@ void tcp_out(uint64_t total)
 				if (!n)
 					n = (size_t)room;
 			}
-			tcp_data(&t, txq.avail_idx % NSLOT, t.nxt, n, offload);
-			txq.avail_idx++;
+			tcp_data(&t, vnet_tx_next(&net, 0), t.nxt, n, offload);
+			vnet_tx_push(&net, 0, 1);
 			slots--;
 			t.nxt += n;
 			queued = true;
 		}
 		if (queued)
-			tx_flush();
+			vnet_tx_flush(&net, 0);
 		else if (t.nxt >= t.una + t.wnd)
 			t.wblocked++;
 		else if (!slots)
 			t.sblocked++;
 	}
-	tx_inorder_end();
+	vnet_tx_drain(&net, 0, deadline);
 	marker("END", "tcp", t.segs, total);
 	printf("guest_net: tcp %lu segments, %lu timeouts; waits: window %lu ring %lu; final "
 	       "window %lu\n", t.segs, t.timeouts, t.wblocked, t.sblocked, t.wnd);
