@@ -6,7 +6,11 @@
 #   minimal kernel   linux-source-6.1 (Debian package) + tools/guest-kit/kernel.config,
 #                    as vmlinux (PVH ELF) and bzImage
 #   initramfs        busybox-static + tools/guest-kit/init.sh, newc cpio, plain (INITRD)
-#                    and gzip'ed (INITRD_GZ): the guest inflates gzip very slowly on nested KVM
+#                    and gzip'ed (INITRD_GZ): the guest inflates gzip very slowly on nested KVM.
+#                    The busybox is Debian's i386 build (apt-get download busybox-static:i386,
+#                    never installed; needs `dpkg --add-architecture i386`): 32-bit user space
+#                    runs on the nested kvm_pvm KVM with patch 0003, 64-bit cannot. Without
+#                    it the host's amd64 /bin/busybox is used and a warning printed.
 #   cloud kernel     Debian's linux-image-cloud-amd64 (fetched with apt-get download, never
 #                    installed) + an initramfs with the same /init and its virtio modules
 #
@@ -92,7 +96,11 @@ src_dir="$CACHE/src/linux-$src_version-$patch_key"
 obj_dir="$CACHE/build/linux-$src_version-$patch_key"
 kernel_key=$(hash_of "kernel $src_version" "$SELF" "$KIT_DIR/kernel.config" \
 	${patches[@]+"${patches[@]}"})
-initrd_key=$(hash_of "initrd $busybox_version" "$SELF" "$KIT_DIR/init.sh")
+# The initramfs's busybox: Debian's i386 build where apt knows it (see the header).
+bb32_version=$(apt-cache policy busybox-static:i386 2>/dev/null | sed -n 's/^ *Candidate: //p' |
+	head -n1)
+[ "$bb32_version" = "(none)" ] && bb32_version=
+initrd_key=$(hash_of "initrd $busybox_version i386:$bb32_version" "$SELF" "$KIT_DIR/init.sh")
 kernel_out="$CACHE/kernel-$kernel_key"
 initrd_out="$CACHE/initrd-$initrd_key"
 
@@ -184,9 +192,53 @@ gen_init_cpio() {
 	"$tool" "$@"
 }
 
-# busybox_cpio_list: the cpio entries shared by both initramfs images.
+# fetch_deb PKG VERSION ARCH: print the path of the package file in $CACHE/debs, downloading
+# it first if needed (apt-get download, never installed); nothing printed if that fails.
+fetch_deb() {
+	local pkg=$1 ver=$2 arch=$3 deb_dir="$CACHE/debs" deb dl
+	mkdir -p "$deb_dir"
+	deb=$(ls "$deb_dir/${pkg}_${ver//:/%3a}_$arch.deb" 2>/dev/null || true)
+	if [ -z "$deb" ]; then
+		log "fetching $pkg:$arch $ver with apt-get download"
+		# apt's sandbox user cannot write to a private cache: download in a world-writable
+		# temporary directory, then move the file.
+		dl=$(mktemp -d)
+		chmod 0777 "$dl"
+		if ! (cd "$dl" && apt-get download "$pkg:$arch=$ver" >&2); then
+			rm -rf "$dl"
+			return 0
+		fi
+		mv "$dl"/*.deb "$deb_dir/"
+		rm -rf "$dl"
+		deb=$(ls "$deb_dir/${pkg}_${ver//:/%3a}_$arch.deb" 2>/dev/null || true)
+	fi
+	echo "$deb"
+}
+
+# busybox_i386: print the path of the i386 busybox binary (cached), or nothing.
+busybox_i386() {
+	[ -n "$bb32_version" ] || return 0
+	local out="$CACHE/tools/busybox-i386-${bb32_version//:/_}" deb x
+	if [ ! -x "$out" ]; then
+		deb=$(fetch_deb busybox-static "$bb32_version" i386)
+		[ -n "$deb" ] || return 0
+		x=$(mktemp -d)
+		dpkg-deb -x "$deb" "$x" && [ -x "$x/bin/busybox" ] || {
+			rm -rf "$x"
+			return 0
+		}
+		mkdir -p "$CACHE/tools"
+		mv "$x/bin/busybox" "$out"
+		rm -rf "$x"
+	fi
+	echo "$out"
+}
+
+# busybox_cpio_list [BUSYBOX]: the cpio entries shared by both initramfs images, with BUSYBOX
+# (default: the host's /bin/busybox) as /bin/busybox. Applets are listed by the host's busybox
+# (same Debian version: same applets).
 busybox_cpio_list() {
-	local d applet
+	local d applet bb=${1:-/bin/busybox}
 	for d in /bin /sbin /usr /usr/bin /usr/sbin /etc /lib /lib/modules /proc /sys /root \
 		/dev /mnt /run /var; do
 		echo "dir $d 0755 0 0"
@@ -194,7 +246,7 @@ busybox_cpio_list() {
 	echo "dir /tmp 01777 0 0"
 	# The kernel opens /dev/console before /init runs: it must be in the archive.
 	echo "nod /dev/console 0600 0 0 c 5 1"
-	echo "file /bin/busybox /bin/busybox 0755 0 0"
+	echo "file /bin/busybox $bb 0755 0 0"
 	echo "file /init $KIT_DIR/init.sh 0755 0 0"
 	/bin/busybox --list-full | while read -r applet; do
 		[ "$applet" = bin/busybox ] && continue
@@ -299,8 +351,16 @@ build_initrd() {
 	ensure_source # for gen_init_cpio.c
 	rm -rf "$initrd_out.tmp"
 	mkdir -p "$initrd_out.tmp"
-	busybox_cpio_list >"$initrd_out.tmp/cpio.list"
+	local bb
+	bb=$(busybox_i386)
+	if [ -z "$bb" ]; then
+		log "warning: no i386 busybox (dpkg --add-architecture i386; apt-get update): the" \
+			"initramfs gets the amd64 one, whose user space cannot run on nested kvm_pvm KVM"
+		bb=/bin/busybox
+	fi
+	busybox_cpio_list "$bb" >"$initrd_out.tmp/cpio.list"
 	make_initrd "$initrd_out.tmp/cpio.list" "$initrd_out.tmp/initrd.cpio"
+	echo "busybox=$(basename "$bb")" >"$initrd_out.tmp/build-info"
 	gzip -n -9 <"$initrd_out.tmp/initrd.cpio" >"$initrd_out.tmp/initrd.cpio.gz"
 	rm -rf "$initrd_out"
 	mv "$initrd_out.tmp" "$initrd_out"
@@ -340,25 +400,12 @@ build_cloud() {
 	[ -z "$cloud_out" ] && return 0
 	[ -f "$cloud_out/vmlinuz" ] && [ -f "$cloud_out/initrd.cpio" ] && return 0
 	ensure_source # for gen_init_cpio.c
-	local deb_dir="$CACHE/debs" work="$cloud_out.tmp" deb
-	mkdir -p "$deb_dir"
-	deb=$(ls "$deb_dir/${cloud_pkg}_${cloud_version//:/%3a}_amd64.deb" 2>/dev/null || true)
+	local work="$cloud_out.tmp" deb
+	deb=$(fetch_deb "$cloud_pkg" "$cloud_version" amd64)
 	if [ -z "$deb" ]; then
-		log "fetching $cloud_pkg $cloud_version with apt-get download"
-		# apt's sandbox user cannot write to a private cache: download in a world-writable
-		# temporary directory, then move the file.
-		local dl
-		dl=$(mktemp -d)
-		chmod 0777 "$dl"
-		if ! (cd "$dl" && apt-get download "$cloud_pkg=$cloud_version" >&2); then
-			rm -rf "$dl"
-			log "warning: cannot download $cloud_pkg (offline?): cloud kernel skipped"
-			cloud_out=
-			return 0
-		fi
-		mv "$dl"/*.deb "$deb_dir/"
-		rm -rf "$dl"
-		deb=$(ls "$deb_dir/${cloud_pkg}_"*.deb | head -n1)
+		log "warning: cannot download $cloud_pkg (offline?): cloud kernel skipped"
+		cloud_out=
+		return 0
 	fi
 	rm -rf "$work"
 	mkdir -p "$work/x" "$work/modules"
