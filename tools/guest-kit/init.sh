@@ -80,20 +80,16 @@ done
 say virtio_count=$count
 
 test=
+script=
 for arg in $(cat /proc/cmdline); do
 	case "$arg" in
 	vireo.test=*) test=${arg#vireo.test=} ;;
+	vireo.script=*) script=${arg#vireo.script=} ;;
 	esac
 done
 
 # vireo.script=vdX: run the shell script a test put on that raw disk (text padded with
 # newlines to whole sectors), then power off unless the script rebooted or powered off.
-script=
-for arg in $(cat /proc/cmdline); do
-	case "$arg" in
-	vireo.script=*) script=${arg#vireo.script=} ;;
-	esac
-done
 if [ -n "$script" ]; then
 	if [ -b "/dev/$script" ]; then
 		say "script=$script"
