@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "test_virtio_blk_helper.h"
+#include "kicker.h"
 #include "devices/virtio/virtio.h"
 
 #define FEATURES VIRTIO_BIT(VIRTIO_BLK_F_MQ) /* no EVENT_IDX: every answer interrupts */
@@ -83,21 +84,6 @@ static const struct blk_backend_ops stuck_ops = {
 	.name = "stuck", .submit = sb_submit, .kick = sb_kick, .drain = sb_drain,
 	.close = sb_close};
 
-struct kicker {
-	struct vbx *x;
-	unsigned q;
-	pthread_t thread;
-	bool stop; /* atomic */
-	unsigned kicks;
-};
-
-static void *kick_once_main(void *opaque)
-{
-	struct kicker *k = opaque;
-	virtio_dev_kick(virtio_blk_vdev(k->x->blk), k->q);
-	return NULL;
-}
-
 static uint16_t get_id(struct vbx *x, unsigned q, unsigned i)
 {
 	struct tbuf d = {ID_GPA(q, i), VIRTIO_BLK_ID_BYTES, true};
@@ -134,8 +120,8 @@ static void test_stuck_queue_does_not_block_another(void **state)
 	struct tbuf d = {VBX_DATA + 0x8000, 512, true};
 	uint16_t h0 = vbx_req(x, 0, VIRTIO_BLK_T_IN, 0, &d, 1);
 	tvq_publish(&x->t[0], h0);
-	struct kicker k0 = {.x = x, .q = 0};
-	assert_int_equal(pthread_create(&k0.thread, NULL, kick_once_main, &k0), 0);
+	struct kicker k0;
+	assert_int_equal(kicker_start(&k0, virtio_blk_vdev(x->blk), 0, false), 0);
 	pthread_mutex_lock(&sb.mu);
 	while (!sb.blocked) /* bounded: k0 gets there at once */
 		pthread_cond_wait(&sb.cv, &sb.mu);
@@ -152,7 +138,7 @@ static void test_stuck_queue_does_not_block_another(void **state)
 	sb.open = true;
 	pthread_cond_broadcast(&sb.cv);
 	pthread_mutex_unlock(&sb.mu);
-	pthread_join(k0.thread, NULL);
+	kicker_stop(&k0);
 	assert_false(late);
 	assert_false(sb.timed_out);
 	/* Queue 0's request is still with the "host"; complete it. */
@@ -165,23 +151,6 @@ static void test_stuck_queue_does_not_block_another(void **state)
 	assert_int_equal(blk_poll(x->be, 0), 1);
 	assert_int_equal(tvq_used_idx(&x->t[0]), 1);
 	assert_int_equal(vbx_status(x, 0, h0), VIRTIO_BLK_S_OK);
-}
-
-static void *kick_loop_main(void *opaque)
-{
-	struct kicker *k = opaque;
-	while (!__atomic_load_n(&k->stop, __ATOMIC_ACQUIRE)) {
-		virtio_dev_kick(virtio_blk_vdev(k->x->blk), k->q);
-		__atomic_add_fetch(&k->kicks, 1, __ATOMIC_RELAXED);
-	}
-	return NULL;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 #define NQ 3
@@ -200,8 +169,7 @@ static void test_reset_races_notifications(void **state)
 	struct kicker k[NQ];
 	attach(x, NQ);
 	for (unsigned q = 0; q < NQ; q++) {
-		k[q] = (struct kicker){.x = x, .q = q};
-		assert_int_equal(pthread_create(&k[q].thread, NULL, kick_loop_main, &k[q]), 0);
+		assert_int_equal(kicker_start(&k[q], virtio_blk_vdev(x->blk), q, true), 0);
 	}
 	for (int round = 0; round < 40; round++) {
 		uint16_t heads[NQ][PER_ROUND];
@@ -209,8 +177,8 @@ static void test_reset_races_notifications(void **state)
 			for (unsigned i = 0; i < PER_ROUND; i++)
 				heads[q][i] = get_id(x, q, i);
 		for (unsigned q = 0; q < NQ; q++) {
-			double end = now_s() + 5;
-			while (tvq_used_idx(&x->t[q]) != PER_ROUND && now_s() < end)
+			double end = test_now_s() + 5;
+			while (tvq_used_idx(&x->t[q]) != PER_ROUND && test_now_s() < end)
 				usleep(10);
 			assert_int_equal(tvq_used_idx(&x->t[q]), PER_ROUND);
 			for (unsigned i = 0; i < PER_ROUND; i++)
@@ -232,9 +200,9 @@ static void test_reset_races_notifications(void **state)
 				tvq_publish(&x->t[q], h);
 			}
 		}
-		unsigned before = __atomic_load_n(&k[0].kicks, __ATOMIC_RELAXED);
-		double end = now_s() + 5;
-		while (__atomic_load_n(&k[0].kicks, __ATOMIC_RELAXED) < before + 50 && now_s() < end)
+		unsigned before = kicker_count(&k[0]);
+		double end = test_now_s() + 5;
+		while (kicker_count(&k[0]) < before + 50 && test_now_s() < end)
 			usleep(50);
 		for (unsigned q = 0; q < NQ; q++) {
 			const uint8_t *u = tmem(&x->fp.mem, x->t[q].used, USED_BYTES);
@@ -257,9 +225,8 @@ static void test_reset_races_notifications(void **state)
 		vbx_up(x, FEATURES); /* fresh rings (zeroed), kicks still coming */
 	}
 	for (unsigned q = 0; q < NQ; q++) {
-		__atomic_store_n(&k[q].stop, true, __ATOMIC_RELEASE);
-		pthread_join(k[q].thread, NULL);
-		assert_true(k[q].kicks > 0);
+		kicker_stop(&k[q]);
+		assert_true(kicker_count(&k[q]) > 0);
 	}
 	struct virtio_blk_stats st;
 	vbx_stats(x, &st);

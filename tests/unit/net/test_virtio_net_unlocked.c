@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "net_helper.h"
+#include "kicker.h"
 
 #define FB(x) VIRTIO_BIT(VIRTIO_NET_F_##x)
 #define MQ_FEATURES (FB(CTRL_VQ) | FB(MQ))
@@ -80,21 +81,6 @@ static int stuck_send(struct net_backend *be, const struct iovec *iov, unsigned 
 	return g->inner->send(be, iov, n);
 }
 
-struct kicker {
-	struct nx *x;
-	unsigned q;
-	pthread_t thread;
-	bool stop; /* atomic */
-	unsigned kicks; /* atomic */
-};
-
-static void *kick_once_main(void *opaque)
-{
-	struct kicker *k = opaque;
-	virtio_dev_kick(virtio_net_vdev(k->x->net), k->q);
-	return NULL;
-}
-
 /*
  * Pair 0's transmit notification is stuck in the backend's send (pair 0's lock held);
  * pair 1 is notified meanwhile and sends. With the device lock around every notification
@@ -116,8 +102,8 @@ static void test_stuck_pair_does_not_block_another(void **state)
 	x->qfb[0]->be.ops = &g->ops;
 
 	post_frame(x, 0, 0, 1);
-	struct kicker k0 = {.x = x, .q = 1}; /* pair 0's transmit queue */
-	assert_int_equal(pthread_create(&k0.thread, NULL, kick_once_main, &k0), 0);
+	struct kicker k0; /* pair 0's transmit queue */
+	assert_int_equal(kicker_start(&k0, virtio_net_vdev(x->net), 1, false), 0);
 	pthread_mutex_lock(&g->mu);
 	while (!g->blocked) /* bounded: k0 gets there at once */
 		pthread_cond_wait(&g->cv, &g->mu);
@@ -133,7 +119,7 @@ static void test_stuck_pair_does_not_block_another(void **state)
 	g->open = true;
 	pthread_cond_broadcast(&g->cv);
 	pthread_mutex_unlock(&g->mu);
-	pthread_join(k0.thread, NULL);
+	kicker_stop(&k0);
 	assert_false(late);
 	assert_false(g->timed_out);
 	assert_int_equal(x->qfb[0]->ntx, 1);
@@ -143,23 +129,6 @@ static void test_stuck_pair_does_not_block_another(void **state)
 }
 
 /* ---- resets racing notifications ------------------------------------------------------------ */
-
-static void *kick_loop_main(void *opaque)
-{
-	struct kicker *k = opaque;
-	while (!__atomic_load_n(&k->stop, __ATOMIC_ACQUIRE)) {
-		virtio_dev_kick(virtio_net_vdev(k->x->net), k->q);
-		__atomic_add_fetch(&k->kicks, 1, __ATOMIC_RELAXED);
-	}
-	return NULL;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 #define ROUNDS 30
 #define PER_ROUND 4
@@ -178,16 +147,15 @@ static void test_reset_races_tx_notifications(void **state)
 	struct kicker k[2];
 	up2(x);
 	for (unsigned p = 0; p < 2; p++) {
-		k[p] = (struct kicker){.x = x, .q = 2 * p + 1};
-		assert_int_equal(pthread_create(&k[p].thread, NULL, kick_loop_main, &k[p]), 0);
+		assert_int_equal(kicker_start(&k[p], virtio_net_vdev(x->net), 2 * p + 1, true), 0);
 	}
 	for (unsigned round = 0; round < ROUNDS; round++) {
 		for (unsigned p = 0; p < 2; p++)
 			for (uint16_t i = 0; i < PER_ROUND; i++)
 				post_frame(x, p, i, (uint8_t)(round * 8 + i));
 		for (unsigned p = 0; p < 2; p++) {
-			double end = now_s() + 5;
-			while (tvq_used_idx(txq(x, p)) != PER_ROUND && now_s() < end)
+			double end = test_now_s() + 5;
+			while (tvq_used_idx(txq(x, p)) != PER_ROUND && test_now_s() < end)
 				usleep(10);
 			assert_int_equal(tvq_used_idx(txq(x, p)), PER_ROUND);
 		}
@@ -202,10 +170,10 @@ static void test_reset_races_tx_notifications(void **state)
 				post_frame(x, p, i, 0x55);
 		}
 		for (unsigned p = 0; p < 2; p++) {
-			unsigned before = __atomic_load_n(&k[p].kicks, __ATOMIC_RELAXED);
-			double end = now_s() + 5;
-			while (__atomic_load_n(&k[p].kicks, __ATOMIC_RELAXED) < before + 50 &&
-			       now_s() < end)
+			unsigned before = kicker_count(&k[p]);
+			double end = test_now_s() + 5;
+			while (kicker_count(&k[p]) < before + 50 &&
+			       test_now_s() < end)
 				usleep(50);
 		}
 		for (unsigned p = 0; p < 2; p++) {
@@ -221,8 +189,7 @@ static void test_reset_races_tx_notifications(void **state)
 		up2(x); /* fresh rings (zeroed), notifications still coming */
 	}
 	for (unsigned p = 0; p < 2; p++) {
-		__atomic_store_n(&k[p].stop, true, __ATOMIC_RELEASE);
-		pthread_join(k[p].thread, NULL);
+		kicker_stop(&k[p]);
 	}
 	struct virtio_net_stats st = nx_stats(x);
 	assert_int_equal(st.tx_packets, 2 * ROUNDS * PER_ROUND);
