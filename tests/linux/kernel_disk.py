@@ -28,8 +28,8 @@ dumpe2fs: mount count 2, orphan list empty; debugfs: /marker and /keep unchanged
 checks before the boot (mount count 0, orphan list set, /trunc 512 sectors, inode in use)
 show that the guest did the writes.
 
-What this cannot show: file writes from user space (write(2), fsync(2)); on the Vireo CI
-machine's nested KVM user space does not run (docs/linux-on-nested-kvm.md).
+What this cannot show: file writes from user space (write(2), fsync(2)): tests/linux/user_disk.py
+does that with the kit's 32-bit user space.
 
 Exit status: 0 pass, 1 fail, 77 skip (no /dev/kvm, no e2fsprogs, no qemu-img for qcow2; on
 the nested kvm_pvm KVM only: a KVM emulation failure or a boot slower than --timeout).

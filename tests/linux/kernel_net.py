@@ -27,8 +27,8 @@ include lines from before netconsole started (the replayed log buffer), "netcons
 logging started", the IP-Config lines with the leased address, and at least MIN_LINES in all.
 That is virtio-net TX (netconsole, DHCP requests) and RX (DHCP answers) with Linux's driver.
 
-What this cannot show: user-space networking (sockets, TCP, offloads); on the Vireo CI
-machine's nested KVM user space does not run (docs/linux-on-nested-kvm.md).
+What this cannot show: user-space networking (sockets, TCP, offloads): tests/linux/user_net.py
+does that with the kit's 32-bit user space.
 
 Exit status: 0 pass, 1 fail, 77 skip (no /dev/kvm; user: no passt or no IPv4 default route;
 nat: not root, no ip/nft/dnsmasq, no /dev/net/tun; on the nested kvm_pvm KVM only: a KVM
