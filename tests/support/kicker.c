@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "kicker.h"
+#include <errno.h>
+#include <string.h>
 #include <time.h>
 
 static void *kicker_once_main(void *opaque)
@@ -45,4 +47,47 @@ double test_now_s(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void gate_init(struct test_gate *g, unsigned wait_s)
+{
+	memset(g, 0, sizeof(*g));
+	pthread_mutex_init(&g->mu, NULL);
+	pthread_cond_init(&g->cv, NULL);
+	g->wait_s = wait_s;
+}
+
+void gate_hold(struct test_gate *g)
+{
+	pthread_mutex_lock(&g->mu);
+	if (!g->held) {
+		struct timespec end;
+		clock_gettime(CLOCK_REALTIME, &end);
+		end.tv_sec += g->wait_s;
+		g->held = true;
+		pthread_cond_broadcast(&g->cv);
+		while (!g->open)
+			if (pthread_cond_timedwait(&g->cv, &g->mu, &end) == ETIMEDOUT)
+				break;
+		g->timed_out = !g->open;
+	}
+	pthread_mutex_unlock(&g->mu);
+}
+
+void gate_wait_held(struct test_gate *g)
+{
+	pthread_mutex_lock(&g->mu);
+	while (!g->held)
+		pthread_cond_wait(&g->cv, &g->mu);
+	pthread_mutex_unlock(&g->mu);
+}
+
+bool gate_open(struct test_gate *g)
+{
+	pthread_mutex_lock(&g->mu);
+	bool late = g->timed_out;
+	g->open = true;
+	pthread_cond_broadcast(&g->cv);
+	pthread_mutex_unlock(&g->mu);
+	return late;
 }

@@ -34,11 +34,9 @@
  * GATE_WAIT_S) until the test opens the gate. Drain finishes whatever it was handed.
  */
 struct stuck_be {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
+	struct test_gate gate;
 	struct blk_req *sub[64];
 	int nsub;
-	bool blocked, open, timed_out;
 };
 
 static void sb_submit(struct blk_backend *be, struct blk_req *r)
@@ -51,19 +49,8 @@ static void sb_submit(struct blk_backend *be, struct blk_req *r)
 static void sb_kick(struct blk_backend *be)
 {
 	struct stuck_be *s = be->priv;
-	pthread_mutex_lock(&s->mu);
-	if (s->nsub && !s->blocked) {
-		struct timespec end;
-		clock_gettime(CLOCK_REALTIME, &end);
-		end.tv_sec += GATE_WAIT_S;
-		s->blocked = true;
-		pthread_cond_broadcast(&s->cv);
-		while (!s->open)
-			if (pthread_cond_timedwait(&s->cv, &s->mu, &end) == ETIMEDOUT)
-				break;
-		s->timed_out = !s->open;
-	}
-	pthread_mutex_unlock(&s->mu);
+	if (s->nsub) /* submit and kick run on the same thread */
+		gate_hold(&s->gate);
 }
 
 static void sb_drain(struct blk_backend *be)
@@ -111,8 +98,7 @@ static void test_stuck_queue_does_not_block_another(void **state)
 	struct blk_info info = {.size = VBX_DISK, .logical_block = 512, .physical_block = 512};
 	static struct stuck_be sb; /* the backend outlives this function (teardown drains it) */
 	memset(&sb, 0, sizeof(sb));
-	pthread_mutex_init(&sb.mu, NULL);
-	pthread_cond_init(&sb.cv, NULL);
+	gate_init(&sb.gate, GATE_WAIT_S);
 	vbx_attach_ops(x, &stuck_ops, &sb, &info, 2);
 	vbx_up(x, FEATURES);
 	assert_true(virtio_blk_vdev(x->blk)->ops->notify_unlocked);
@@ -122,10 +108,7 @@ static void test_stuck_queue_does_not_block_another(void **state)
 	tvq_publish(&x->t[0], h0);
 	struct kicker k0;
 	assert_int_equal(kicker_start(&k0, virtio_blk_vdev(x->blk), 0, false), 0);
-	pthread_mutex_lock(&sb.mu);
-	while (!sb.blocked) /* bounded: k0 gets there at once */
-		pthread_cond_wait(&sb.cv, &sb.mu);
-	pthread_mutex_unlock(&sb.mu);
+	gate_wait_held(&sb.gate); /* bounded: k0 gets there at once */
 
 	uint16_t h1 = get_id(x, 1, 0);
 	virtio_dev_kick(virtio_blk_vdev(x->blk), 1);
@@ -133,14 +116,10 @@ static void test_stuck_queue_does_not_block_another(void **state)
 	assert_int_equal(vbx_status(x, 1, h1), VIRTIO_BLK_S_OK);
 	assert_true(tpci_msi_fired(&x->p, 2) > 0);
 
-	pthread_mutex_lock(&sb.mu);
-	bool late = sb.timed_out;
-	sb.open = true;
-	pthread_cond_broadcast(&sb.cv);
-	pthread_mutex_unlock(&sb.mu);
+	bool late = gate_open(&sb.gate);
 	kicker_stop(&k0);
 	assert_false(late);
-	assert_false(sb.timed_out);
+	assert_false(sb.gate.timed_out);
 	/* Queue 0's request is still with the "host"; complete it. */
 	assert_int_equal(sb.nsub, 1);
 	pthread_mutex_lock(&x->be->lock);

@@ -53,9 +53,7 @@ static void post_frame(struct nx *x, unsigned p, uint16_t head, uint8_t seed)
 
 /* Backend queue 0's first send waits until the gate opens (at most GATE_WAIT_S). */
 struct gate {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool blocked, open, timed_out;
+	struct test_gate g;
 	const struct net_backend_ops *inner;
 	struct net_backend_ops ops;
 };
@@ -64,21 +62,8 @@ static struct gate the_gate; /* the backend's ops point into it (tests run one a
 
 static int stuck_send(struct net_backend *be, const struct iovec *iov, unsigned n)
 {
-	struct gate *g = &the_gate;
-	pthread_mutex_lock(&g->mu);
-	if (!g->blocked) {
-		struct timespec end;
-		clock_gettime(CLOCK_REALTIME, &end);
-		end.tv_sec += GATE_WAIT_S;
-		g->blocked = true;
-		pthread_cond_broadcast(&g->cv);
-		while (!g->open)
-			if (pthread_cond_timedwait(&g->cv, &g->mu, &end) == ETIMEDOUT)
-				break;
-		g->timed_out = !g->open;
-	}
-	pthread_mutex_unlock(&g->mu);
-	return g->inner->send(be, iov, n);
+	gate_hold(&the_gate.g);
+	return the_gate.inner->send(be, iov, n);
 }
 
 /*
@@ -94,8 +79,7 @@ static void test_stuck_pair_does_not_block_another(void **state)
 	up2(x);
 	assert_true(virtio_net_vdev(x->net)->ops->notify_unlocked);
 	memset(g, 0, sizeof(*g));
-	pthread_mutex_init(&g->mu, NULL);
-	pthread_cond_init(&g->cv, NULL);
+	gate_init(&g->g, GATE_WAIT_S);
 	g->inner = x->qfb[0]->be.ops;
 	g->ops = *g->inner;
 	g->ops.send = stuck_send;
@@ -104,24 +88,17 @@ static void test_stuck_pair_does_not_block_another(void **state)
 	post_frame(x, 0, 0, 1);
 	struct kicker k0; /* pair 0's transmit queue */
 	assert_int_equal(kicker_start(&k0, virtio_net_vdev(x->net), 1, false), 0);
-	pthread_mutex_lock(&g->mu);
-	while (!g->blocked) /* bounded: k0 gets there at once */
-		pthread_cond_wait(&g->cv, &g->mu);
-	pthread_mutex_unlock(&g->mu);
+	gate_wait_held(&g->g); /* bounded: k0 gets there at once */
 
 	post_frame(x, 1, 0, 2);
 	virtio_dev_kick(virtio_net_vdev(x->net), 3); /* pair 1's transmit queue */
 	assert_int_equal(x->qfb[1]->ntx, 1);
 	assert_int_equal(tvq_used_idx(txq(x, 1)), 1);
 
-	pthread_mutex_lock(&g->mu);
-	bool late = g->timed_out;
-	g->open = true;
-	pthread_cond_broadcast(&g->cv);
-	pthread_mutex_unlock(&g->mu);
+	bool late = gate_open(&g->g);
 	kicker_stop(&k0);
 	assert_false(late);
-	assert_false(g->timed_out);
+	assert_false(g->g.timed_out);
 	assert_int_equal(x->qfb[0]->ntx, 1);
 	assert_int_equal(tvq_used_idx(txq(x, 0)), 1);
 	x->qfb[0]->be.ops = g->inner;
