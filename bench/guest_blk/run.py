@@ -118,10 +118,12 @@ class Side:
         self.name, self.cmd, self.vcpu_re, self.ok_exit = name, cmd, re.compile(vcpu_re), ok_exit
 
 
-def vireo_side(vireo, elf, path, cmdline, mem, cache):
+def vireo_side(vireo, elf, path, cmdline, mem, cache, poll_us=0):
     cmd = [vireo, "run", "--kernel", elf, "--cmdline", cmdline, "--cpus", "1",
            "--memory", "%dM" % mem, "--no-rng", "--on-reboot", "exit",
            "--disk", "%s,format=raw,cache=%s,aio=io_uring" % (path, cache)]
+    if poll_us:
+        cmd += ["--io-poll-us", str(poll_us)]
     return Side("vireo", cmd, r"vcpu\d+$", (0,))
 
 
@@ -320,6 +322,8 @@ def main():
     ap.add_argument("--seg", type=int, default=65536, help="bytes per 1 MiB request segment")
     ap.add_argument("--qsize", type=int, default=256)
     ap.add_argument("--no-evidx", action="store_true", help="do not negotiate EVENT_IDX")
+    ap.add_argument("--io-poll-us", type=int, default=0, metavar="US",
+                    help="vireo --io-poll-us US (its I/O loop polls before sleeping)")
     ap.add_argument("--qemu-iothread", action="store_true",
                     help="give QEMU's disk an iothread (default: its main loop)")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per boot")
@@ -365,8 +369,9 @@ def main():
             results["qemu"] = []
         print("virtio-blk through a guest: %s%s, file %s (%d MiB, %s), cache=%s aio=io_uring, "
               "queue %d, 1 MiB = %d x %d KiB (indirect), completions by %s, event_idx %s"
-              % ("vireo" if not qemu else "vireo vs " + subprocess.run(
-                  [qemu, "--version"], stdout=subprocess.PIPE, text=True).stdout.splitlines()[0],
+              % (("vireo" + (" --io-poll-us %d" % a.io_poll_us if a.io_poll_us else ""))
+                 + ("" if not qemu else " vs " + subprocess.run(
+                  [qemu, "--version"], stdout=subprocess.PIPE, text=True).stdout.splitlines()[0]),
                  " (QEMU iothread)" if a.qemu_iothread else "", path, size >> 20,
                  subprocess.run(["df", "--output=fstype", path], stdout=subprocess.PIPE,
                                 text=True).stdout.split()[-1], cache, a.qsize,
@@ -379,7 +384,7 @@ def main():
             cmdline = "disk=%d seed=%d qsize=%d seg=%d mode=%s evidx=%d mem=%d cases=%s" % (
                 size, r + 1, a.qsize, a.seg, a.mode, 0 if a.no_evidx else 1, a.memory,
                 ",".join("%s:%d" % cn for cn in cases))
-            sides = [vireo_side(vireo, elf, path, cmdline, a.memory, cache)]
+            sides = [vireo_side(vireo, elf, path, cmdline, a.memory, cache, a.io_poll_us)]
             if qemu:
                 sides.append(qemu_side(qemu, elf, path, cmdline, a.memory, cache, a.qsize,
                                        a.qemu_iothread))
@@ -402,6 +407,7 @@ def main():
             doc = {"cases": dict(cases), "summary": summary, "config": {
                 "file": path, "size": size, "cache": cache, "qsize": a.qsize, "seg": a.seg,
                 "mode": a.mode, "event_idx": not a.no_evidx, "qemu_iothread": a.qemu_iothread,
+                "vireo_io_poll_us": a.io_poll_us,
                 "rounds": rounds, "memory_mib": a.memory},
                 "runs": {s: [{k: v for k, v in r.items() if k not in ("log", "stderr")}
                              for r in rs] for s, rs in results.items()}}

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -89,6 +90,7 @@ int evloop_del(struct evloop *el, int fd)
 		if (e->fd == fd && !e->dead) {
 			/* Freed by the loop thread after its current batch (evloop_sweep). */
 			e->dead = true;
+			__atomic_store_n(&el->sweep_pending, true, __ATOMIC_RELEASE);
 			epoll_ctl(el->epfd, EPOLL_CTL_DEL, fd, NULL);
 			r = 0;
 			break;
@@ -105,7 +107,10 @@ int evloop_del(struct evloop *el, int fd)
  */
 static void evloop_sweep(struct evloop *el)
 {
+	if (!__atomic_load_n(&el->sweep_pending, __ATOMIC_ACQUIRE))
+		return; /* the common case, and every empty round of a polling loop */
 	pthread_mutex_lock(&el->lock);
+	el->sweep_pending = false;
 	struct evloop_entry **pp = &el->entries;
 	while (*pp) {
 		struct evloop_entry *e = *pp;
@@ -157,17 +162,39 @@ uint64_t evloop_dispatched(const struct evloop *el)
 	return __atomic_load_n(&el->dispatched, __ATOMIC_RELAXED);
 }
 
+void evloop_set_poll_us(struct evloop *el, unsigned us)
+{
+	el->poll_ns = (uint64_t)us * 1000;
+}
+
+static uint64_t evloop_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Without a poll budget every round blocks. With one, a round that found work (or followed
+ * a wake-up) opens a polling window: rounds with a zero timeout until poll_ns pass without
+ * a callback, then one blocking round.
+ */
 static void *evloop_thread(void *arg)
 {
 	struct evloop *el = arg;
+	uint64_t idle_since = evloop_now_ns();
 	if (el->name[0])
 		pthread_setname_np(pthread_self(), el->name);
+	__atomic_store_n(&el->tid, (int)gettid(), __ATOMIC_RELEASE);
 	while (!__atomic_load_n(&el->stop, __ATOMIC_ACQUIRE)) {
-		int r = evloop_run_once(el, -1);
+		bool poll = el->poll_ns && evloop_now_ns() - idle_since < el->poll_ns;
+		int r = evloop_run_once(el, poll ? 0 : -1);
 		if (r < 0) {
 			verr("I/O loop: epoll_wait: %s", strerror(-r));
 			break;
 		}
+		if (el->poll_ns && (r > 0 || !poll))
+			idle_since = evloop_now_ns();
 	}
 	return NULL;
 }
@@ -192,4 +219,5 @@ void evloop_stop(struct evloop *el)
 		vdebug("evloop: wake: %s", strerror(errno));
 	pthread_join(el->thread, NULL);
 	el->running = false;
+	__atomic_store_n(&el->tid, 0, __ATOMIC_RELEASE);
 }

@@ -85,6 +85,11 @@ static int machine_check_host(struct machine *m, char *err, size_t errlen)
 			VM_MAX_IO_THREADS);
 		return -EINVAL;
 	}
+	if (c->io_poll_us > VM_MAX_IO_POLL_US) {
+		set_err(err, errlen, "--io-poll-us %u: must be at most %u", c->io_poll_us,
+			VM_MAX_IO_POLL_US);
+		return -EINVAL;
+	}
 	if (c->memory < (16ULL << 20)) {
 		set_err(err, errlen, "--memory: %llu bytes is too small (minimum 16 MiB)",
 			(unsigned long long)c->memory);
@@ -250,6 +255,10 @@ static int machine_build(struct machine *m, char *err, size_t errlen)
 		set_err(err, errlen, "cannot watch the control socket: %s", strerror(-r));
 		goto fail;
 	}
+	/* Every loop that serves devices polls alike: the main loop serves them too. */
+	evloop_set_poll_us(&m->loop, m->cfg.io_poll_us);
+	for (unsigned i = 0; i < m->nr_io_loops; i++)
+		evloop_set_poll_us(&m->io_loops[i], m->cfg.io_poll_us);
 	r = evloop_start(&m->loop);
 	for (unsigned i = 0; !r && i < m->nr_io_loops; i++)
 		r = evloop_start(&m->io_loops[i]);
@@ -569,8 +578,10 @@ int machine_status_json(struct machine *m, char *buf, size_t len)
 			(unsigned long long)bs.write_bytes, (unsigned long long)bs.errors,
 			(unsigned long long)bs.merges, (unsigned long long)bs.merged_reqs);
 	}
-	jappend(buf, len, &off, "],\"io_threads\":%u,\"io_loops\":[{\"thread\":\"main\","
-		"\"events\":%llu}", m->cfg.io_threads,
+	jappend(buf, len, &off,
+		"],\"io_threads\":%u,\"io_poll_us\":%u,\"io_loops\":[{\"thread\":\"main\","
+		"\"events\":%llu}",
+		m->cfg.io_threads, m->cfg.io_poll_us,
 		(unsigned long long)(m->built ? evloop_dispatched(&m->loop) : 0));
 	for (unsigned i = 0; i < m->nr_io_loops; i++)
 		jappend(buf, len, &off, ",{\"thread\":\"%s\",\"events\":%llu}",

@@ -16,6 +16,7 @@
 
 /* --io-threads: 1 = one I/O loop for everything; N > 1 = N device I/O threads besides it. */
 #define VM_MAX_IO_THREADS 16
+#define VM_MAX_IO_POLL_US 1000 /* --io-poll-us upper bound */
 
 enum on_reboot { ON_REBOOT_RESTART, ON_REBOOT_EXIT };
 
@@ -33,6 +34,7 @@ struct vm_config {
 	int console_escape;	 /* escape character (Ctrl-A = 1) */
 	bool console;		 /* connect stdin/stdout to COM1 */
 	unsigned io_threads;	 /* 1..VM_MAX_IO_THREADS (default 1) */
+	unsigned io_poll_us;	 /* 0..VM_MAX_IO_POLL_US: I/O loops poll before sleeping (0 = no) */
 	unsigned nr_nics;	 /* --net, in order */
 	struct net_config nics[VM_MAX_NICS];
 	unsigned nr_disks;

@@ -71,6 +71,9 @@ def usage_errors(c, vireo, k):
         err_case(c, vireo, ["run", "--kernel", k, "--io-threads", n], 2,
                  r"--io-threads '%s'.*1 to 16" % re.escape(n), what="--io-threads %r" % n)
     err_case(c, vireo, ["run", "--kernel", k, "--io-threads"], 2, r"'--io-threads' needs a value")
+    for n in ["1001", "-1", "", "x", "5us", "99999999999999999999"]:
+        err_case(c, vireo, ["run", "--kernel", k, "--io-poll-us", n], 2,
+                 r"--io-poll-us '%s'.*0 to 1000" % re.escape(n), what="--io-poll-us %r" % n)
     # The first bad option wins, and nothing is started.
     err_case(c, vireo, ["run", "--cpus", "x", "--memory", "y", "--kernel", k], 2, r"--cpus 'x'")
 
