@@ -258,7 +258,7 @@ def vmm_command(a, vmm, backend, cmdline):
     if vmm == "vireo":
         net = ("tap=%s" % TAP if backend == "tap" else "user") + ",mac=" + MAC
         return [a.vireo, "run", "--kernel", a.elf, "--memory", "64M", "--cmdline", cmdline,
-                "--net", net]
+                "--net", net] + (["--io-poll-us", str(a.io_poll_us)] if a.io_poll_us else [])
     nd = ("tap,id=n0,ifname=%s,script=no,downscript=no,vhost=off" % TAP if backend == "tap"
           else "user,id=n0")
     return [a.qemu, "-name", "guest_net,debug-threads=on", "-M", "q35", "-enable-kvm",
@@ -485,6 +485,8 @@ def main():
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--cases", default=",".join(CASES))
     p.add_argument("--vmms", default="vireo,qemu")
+    p.add_argument("--io-poll-us", type=int, default=0, metavar="US",
+                   help="vireo --io-poll-us US (its I/O loop polls before sleeping)")
     p.add_argument("--quick", action="store_true", help="tiny counts (smoke test)")
     p.add_argument("--timeout", type=float, default=120, help="per run, seconds")
     p.add_argument("--nat-dst", choices=["host", "alias"], default="host",
