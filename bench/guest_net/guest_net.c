@@ -54,6 +54,9 @@ static void dev_up(void)
 	uint64_t want = VIRTIO_F_EVENT_IDX | VNET_F_MAC | VNET_F_STATUS | VNET_F_MRG_RXBUF;
 	if (!cmdline_has("notso"))
 		want |= VNET_F_CSUM | VNET_F_HOST_TSO4;
+	/* What a Linux guest offers on receive: the device must then keep 64 KiB of buffers. */
+	if (cmdline_has("rxgso"))
+		want |= VNET_F_GUEST_CSUM | VNET_F_GUEST_TSO4;
 	vnet_open(&net, want, 0);
 	net.rx[0].buf = &rxbuf[0][0];
 	net.tx[0].buf = &slotbuf[0][0];

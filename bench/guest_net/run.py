@@ -54,6 +54,7 @@ PORT_UDP, PORT_UDP_USER, PORT_TCP = 5001, 5002, 5003
 CASES = {
     "tap-txrate": ("tap", "txrate", "pps", "count=400000 size=64", "count=20000 size=64"),
     "tap-rxrate": ("tap", "rxrate", "pps", "", ""),
+    "tap-rxrate-gso": ("tap", "rxrate", "pps", "rxgso", "rxgso"),
     "tap-udpbulk": ("tap", "udpbulk", "Mbit/s", "count=500000 size=1514", "count=10000 size=1514"),
     "tap-tcp": ("tap", "tcp", "Mbit/s", "bytes=1500000000", "bytes=20000000"),
     "tap-tcp-mss": ("tap", "tcp", "Mbit/s", "bytes=30000000 notso", "bytes=2000000 notso"),

@@ -47,6 +47,8 @@
 
 #define VIRTIO_ID_NET_MODERN 0x1041
 #define VNET_F_CSUM (1ull << 0)
+#define VNET_F_GUEST_CSUM (1ull << 1)
+#define VNET_F_GUEST_TSO4 (1ull << 7)
 #define VNET_F_MAC (1ull << 5)
 #define VNET_F_HOST_TSO4 (1ull << 11)
 #define VNET_F_MRG_RXBUF (1ull << 15)
