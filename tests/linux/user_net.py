@@ -79,7 +79,6 @@ default route).
 """
 import argparse
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -97,6 +96,8 @@ from smoke import (GUEST_KNOBS, USER_KNOBS, SKIP, Guest, Verdict, fail,  # noqa:
                    host_kvm_hides_cpuid, kit_has_compat_user, kit_paths, kvm_problem,
                    last_kernel_line, skip, vmm_error, RE_TIMESTAMP)
 from kernel_net import host_ipv4  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "support"))
+from vireo_ctl import status as vireo_status  # noqa: E402
 
 SIZE = 4 << 20           # each TCP transfer (the data disk's size), tap mode
 FWD_SIZE = 1 << 20       # echoed through the forwarded port (user mode)
@@ -251,23 +252,6 @@ class FwdClient:
                 continue
             self.sha, self.length, self.error = sha, n, err
             return
-
-
-def vireo_status(path):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(5)
-    try:
-        s.connect(path)
-        s.sendall(b"status\n")
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    finally:
-        s.close()
-    return json.loads(data)
 
 
 # ---- the guest's script ----------------------------------------------------------------------

@@ -8,28 +8,12 @@ every device I/O thread io0..ioN-1 by name in /proc/PID/task/*/comm and with dis
 
 Exit 0 once seen; 1 if the VM went away (or TIMEOUT passed) before, with the last status.
 """
-import json
 import os
-import socket
 import sys
 import time
 
-
-def status(path):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(2)
-    try:
-        s.connect(path)
-        s.sendall(b"status\n")
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    finally:
-        s.close()
-    return json.loads(data)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from vireo_ctl import status  # noqa: E402
 
 
 def thread_names(pid):
@@ -50,7 +34,7 @@ def main():
     last, seen_vm, err = None, False, None
     while time.monotonic() < end:
         try:
-            st = status(path)
+            st = status(path, timeout=2)
             names = thread_names(st["pid"])
         except (OSError, ValueError, KeyError) as e:
             if seen_vm:
