@@ -48,8 +48,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from smoke import (GUEST_KNOBS, SKIP, Guest, Verdict, fail, host_kvm_hides_cpuid,  # noqa: E402
-                   kit_paths, kvm_problem, last_kernel_line, skip, vmm_error, RE_BANNER,
-                   RE_TIMESTAMP)
+                   kit_paths, kvm_problem, last_kernel_line, run, skip, split_boots,
+                   vmm_error, RE_BANNER, RE_TIMESTAMP)
 
 IMAGE_SIZE = 32 << 20
 TRUNC_SIZE = 256 << 10   # /trunc before the boot
@@ -64,14 +64,6 @@ BAD_KERNEL = re.compile(r"EXT4-fs error|EXT4-fs warning|I/O error|blk_update_req
 
 def log(msg):
     print("kernel-disk: " + msg, flush=True)
-
-
-def run(*cmd, ok=(0,)):
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       universal_newlines=True)
-    if r.returncode not in ok:
-        fail("%s: exit %d:\n%s" % (" ".join(cmd), r.returncode, r.stdout.strip()))
-    return r.stdout
 
 
 def debugfs(img, req):
@@ -200,16 +192,6 @@ def fsck(img, work):
     log("ok: a copy replayed and fixed up by e2fsck -fy (%s) passes e2fsck -fn"
         % out.strip().splitlines()[-1])
     os.unlink(copy)
-
-
-def split_boots(lines):
-    boots = []
-    for l in lines:
-        if RE_BANNER.search(l):
-            boots.append([])
-        if boots:
-            boots[-1].append(RE_TIMESTAMP.sub("", l))
-    return boots
 
 
 def boot(a, kernel, disk_arg):

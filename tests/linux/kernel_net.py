@@ -50,7 +50,8 @@ import threading
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from smoke import (GUEST_KNOBS, SKIP, Guest, Verdict, fail, host_kvm_hides_cpuid,  # noqa: E402
-                   kit_paths, kvm_problem, last_kernel_line, skip, vmm_error, RE_TIMESTAMP)
+                   kit_paths, kvm_problem, last_kernel_line, run, skip, vmm_error,
+                   RE_TIMESTAMP)
 
 GUEST_MAC = "0e:76:72:4b:4e:01"
 MIN_LINES = 50
@@ -64,11 +65,8 @@ def log(msg):
 
 
 def sh(*cmd, check=True):
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       universal_newlines=True)
-    if check and r.returncode != 0:
-        fail("%s: exit %d: %s" % (" ".join(cmd), r.returncode, (r.stderr or r.stdout).strip()))
-    return r.stdout
+    """A host command whose stdout is parsed: stderr kept apart (see smoke.run)."""
+    return run(*cmd, ok=(0,) if check else None, merge=False)
 
 
 class UdpSink:

@@ -245,6 +245,41 @@ def skip(msg):
     raise Verdict(SKIP, msg)
 
 
+# ---- helpers shared by the Linux tests (kernel_*.py, user_*.py) -------------------------------
+
+def run(*cmd, ok=(0,), merge=True):
+    """Run a host command; the test fails (exit 1) unless its exit status is in ok (None: any).
+    Returns its stdout, with stderr merged in when merge (otherwise stderr only goes into the
+    failure message)."""
+    r = subprocess.run(cmd, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT if merge else subprocess.PIPE,
+                       universal_newlines=True)
+    if ok is not None and r.returncode not in ok:
+        fail("%s: exit %d:\n%s" % (" ".join(cmd), r.returncode,
+                                   ((r.stderr or "") + r.stdout).strip()))
+    return r.stdout
+
+
+def split_boots(lines):
+    """Console lines cut into boots at each kernel banner, kernel timestamps removed."""
+    boots = []
+    for l in lines:
+        if RE_BANNER.search(l):
+            boots.append([])
+        if boots:
+            boots[-1].append(RE_TIMESTAMP.sub("", l))
+    return boots
+
+
+def user_space_problem(paths):
+    """Why the kit's user space cannot run on this host (None: it can): on the nested kvm_pvm
+    KVM only the kit's i386 busybox runs (docs/linux-on-nested-kvm.md)."""
+    if host_kvm_hides_cpuid() or kit_has_compat_user(paths["INITRD"]):
+        return None
+    return ("the guest kit's initramfs has no i386 busybox, the only user space that runs on "
+            "this host's nested KVM (rebuild the kit: tools/guest-kit/build.sh)")
+
+
 def run_guest(a, kernel, initrd, test):
     """Boot (twice for the reboot case); returns (Guest, exit status, banners, /init starts)."""
     knobs = a.knobs == "on" or (a.knobs == "auto" and not host_kvm_hides_cpuid())

@@ -76,8 +76,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from smoke import (BASE_CMDLINE, GUEST_KNOBS, SKIP, USER_KNOBS, Guest, Verdict,  # noqa: E402
-                   fail, host_kvm_hides_cpuid, kit_has_compat_user, kit_paths, kvm_problem,
-                   last_kernel_line, skip, vmm_error, RE_BANNER, RE_TIMESTAMP)
+                   fail, host_kvm_hides_cpuid, kit_paths, kvm_problem, last_kernel_line, run,
+                   skip, split_boots, user_space_problem, vmm_error, RE_BANNER)
 
 IMAGE_SIZE = 64 << 20
 KEEP_SIZE = 128 << 10
@@ -192,14 +192,6 @@ def log(msg):
     print("user-disk: " + msg, flush=True)
 
 
-def run(*cmd, ok=(0,)):
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       universal_newlines=True)
-    if r.returncode not in ok:
-        fail("%s: exit %d:\n%s" % (" ".join(cmd), r.returncode, r.stdout.strip()))
-    return r.stdout
-
-
 def sha(data):
     return hashlib.sha256(data).hexdigest()
 
@@ -276,16 +268,6 @@ class Image:
         for i in range(MANY):
             want["t/many/f%d" % i] = ("small file %d %s\n" % (i, self.token)).encode()
         return want
-
-
-def split_boots(lines):
-    boots = []
-    for l in lines:
-        if RE_BANNER.search(l):
-            boots.append([])
-        if boots:
-            boots[-1].append(RE_TIMESTAMP.sub("", l))
-    return boots
 
 
 def boot(a, paths, disk_arg, img):
@@ -492,9 +474,9 @@ def main():
         paths, why = kit_paths(False)
         if why:
             fail(why)
-        if not host_kvm_hides_cpuid() and not kit_has_compat_user(paths["INITRD"]):
-            skip("the kit's initramfs has no i386 busybox, the only user space that runs on "
-                 "this host's nested KVM (rebuild the kit: tools/guest-kit/build.sh)")
+        why = user_space_problem(paths)
+        if why:
+            skip(why)
         work = tempfile.mkdtemp(prefix="vireo-udisk-")
         img = Image(work)
         if a.variant == "raw":

@@ -93,9 +93,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from smoke import (GUEST_KNOBS, USER_KNOBS, SKIP, Guest, Verdict, fail,  # noqa: E402
-                   host_kvm_hides_cpuid, kit_has_compat_user, kit_paths, kvm_problem,
-                   last_kernel_line, skip, vmm_error, RE_TIMESTAMP)
-from kernel_net import host_ipv4  # noqa: E402
+                   host_kvm_hides_cpuid, kit_paths, kvm_problem, last_kernel_line, skip,
+                   user_space_problem, vmm_error, RE_TIMESTAMP)
+from kernel_net import host_ipv4, sh  # noqa: E402
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
 from vireo_ctl import status as vireo_status  # noqa: E402
 
@@ -120,14 +120,6 @@ RE_ILLEGAL = re.compile(r"Illegal instruction|Segmentation fault|: not found|app
 
 def log(msg):
     print("user-net: " + msg, flush=True)
-
-
-def sh(*cmd, check=True):
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       universal_newlines=True)
-    if check and r.returncode != 0:
-        fail("%s: exit %d: %s" % (" ".join(cmd), r.returncode, r.stdout.strip()))
-    return r.stdout
 
 
 def listener(addr):
@@ -706,9 +698,9 @@ def main():
         paths, why = kit_paths(False)
         if why:
             fail(why)
-        if not host_kvm_hides_cpuid() and not kit_has_compat_user(paths["INITRD"]):
-            skip("the guest kit has no i386 busybox: user space cannot run on this host's "
-                 "nested KVM")
+        why = user_space_problem(paths)
+        if why:
+            skip(why)
         if a.mode == "tap":
             return mode_tap(a, paths)
         mode_user(a, paths)
