@@ -99,7 +99,7 @@ from kernel_net import host_ipv4, sh  # noqa: E402
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
 from vireo_ctl import status as vireo_status  # noqa: E402
 
-SIZE = 4 << 20           # each TCP transfer (the data disk's size), tap mode
+SIZE = 4 << 20           # each TCP transfer (the data disk's size), both modes
 FWD_SIZE = 1 << 20       # echoed through the forwarded port (user mode)
 GUEST_MAC = "0e:76:72:4b:4e:02"
 TAP = "vtap0"
